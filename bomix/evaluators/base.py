@@ -1,0 +1,47 @@
+"""The evaluator interface: what a mixture scores."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bomix.registry import get_params
+from bomix.trial import Evaluation
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What an evaluator may know about the trial it runs.
+
+    number: the trial number in its study. seed: the seed to train/evaluate with (a retried trial
+    gets its original's seed). directory: trials/<number>/ for logs and artifacts, or None.
+    """
+
+    number: int = 0
+    seed: int = 0
+    directory: Path | None = None
+
+
+class Evaluator(ABC):
+    """Scores mixtures. One required method, `evaluate`.
+
+    `domains` names the training domains the evaluator expects, in order, or is None when it takes
+    any; the study checks it against its space before the first trial.
+    An evaluator raises (or returns an invalid Evaluation) on failure; it never hides one.
+    """
+
+    name: str = ""
+    domains: tuple[str, ...] | None = None
+
+    @abstractmethod
+    def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
+        """Evaluate one mixture {domain: weight} and return its per-domain validation losses."""
+
+    def get_params(self) -> dict:
+        return get_params(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,114 @@
+"""Contract tests every optimizer must pass, baselines included (like optuna's sampler tests and
+scikit-learn's check_estimator). Use from a test suite:
+
+    from bomix.testing import check_optimizer
+    check_optimizer(lambda space, seed: MyOptimizer(seed=seed))
+
+Each check raises AssertionError with what went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from bomix.objective import Objective
+from bomix.optimizers.base import History, Optimizer, Proposal
+from bomix.space import MixtureSpace
+from bomix.trial import Trial, TrialState
+
+Factory = Callable[[MixtureSpace, int], Optimizer]
+
+
+def contract_spaces() -> list[MixtureSpace]:
+    """Spaces the contract runs on: 2 domains, 5 with floors and caps, 12 with tight caps."""
+    twelve = [f"d{i}" for i in range(12)]
+    return [
+        MixtureSpace(["a", "b"]),
+        MixtureSpace(["books", "cc", "stack", "pes2o", "reddit"], floors={"pes2o": 0.02, "reddit": 0.02},
+                     caps={"cc": 0.5, "stack": 0.3}),
+        MixtureSpace(twelve, caps=[0.05, 0.05, 0.1] + [0.2] * 9),
+    ]
+
+
+def toy_losses(space: MixtureSpace, x: np.ndarray) -> dict[str, float]:
+    """A smooth per-domain loss with an interior optimum: loss_i = 3 + 0.3 * -log(x_i + 0.05)."""
+    return {d: float(3.0 - 0.3 * np.log(v + 0.05)) for d, v in zip(space.domains, x)}
+
+
+def make_history(space: MixtureSpace, *, n_completed: int = 8, n_failed: int = 0, n_pending: int = 0,
+                 seed: int = 0) -> History:
+    """A history of random feasible trials: completed (toy losses), then failed, then pending."""
+    n = n_completed + n_failed + n_pending
+    X = space.sample(n, method="random", seed=seed + 1234)
+    trials = []
+    for i, x in enumerate(X):
+        state = TrialState.COMPLETED if i < n_completed else TrialState.FAILED if i < n_completed + n_failed \
+            else TrialState.RUNNING
+        losses = toy_losses(space, x) if state is TrialState.COMPLETED else None
+        trials.append(Trial(i, space.to_mixture(x), state=state, proposed_by="contract", seed=i, losses=losses,
+                            error="boom" if state is TrialState.FAILED else None))
+    return History(space, Objective("mean"), tuple(trials))
+
+
+def _as_array(out, space: MixtureSpace, n: int, who: str) -> np.ndarray:
+    if isinstance(out, list) and out and isinstance(out[0], Proposal):
+        out = [p.weights for p in out]
+    X = np.asarray(out, dtype=float)
+    assert X.shape == (n, space.k), f"{who}: suggest(history, {n}) must return shape ({n}, {space.k}), got {X.shape}"
+    for row in X:
+        space.validate(row, atol=1e-6)  # raises InvalidWeightsError naming the broken rule
+    return X
+
+
+def check_on_simplex(make: Factory) -> None:
+    for space in contract_spaces():
+        for history in (make_history(space, n_completed=0), make_history(space, n_completed=8)):
+            for n in (1, 3):
+                _as_array(make(space, 0).suggest(history, n), space, n, "on_simplex")
+
+
+def check_deterministic(make: Factory) -> None:
+    for space in contract_spaces():
+        history = make_history(space, n_completed=10, n_pending=1)
+        a = _as_array(make(space, 3).suggest(history, 2), space, 2, "deterministic")
+        b = _as_array(make(space, 3).suggest(history, 2), space, 2, "deterministic")
+        assert np.allclose(a, b, atol=1e-9, rtol=0), f"same seed and history gave different suggestions:\n{a}\n{b}"
+
+
+def check_failed_and_pending(make: Factory) -> None:
+    for space in contract_spaces():
+        for hist in (make_history(space, n_completed=6, n_failed=3, n_pending=2),
+                     make_history(space, n_completed=0, n_failed=4), make_history(space, n_completed=0, n_pending=3)):
+            _as_array(make(space, 0).suggest(hist, 2), space, 2, "failed_and_pending")
+
+
+def check_batch(make: Factory) -> None:
+    for space in contract_spaces():
+        opt = make(space, 0)
+        X = _as_array(opt.suggest(make_history(space, n_completed=8, n_pending=2), 4), space, 4, "batch")
+        if opt.proposes_distinct:
+            gaps = [np.abs(X[i] - X[j]).max() for i in range(4) for j in range(i)]
+            assert min(gaps) > 1e-6, f"suggest(history, 4) must return 4 distinct mixtures, got\n{X}"
+
+
+def check_params_roundtrip(make: Factory) -> None:
+    space = contract_spaces()[1]
+    opt = make(space, 5)
+    params = opt.get_params()
+    assert "seed" in params, f"{type(opt).__name__} must take a keyword `seed`, got params {sorted(params)}"
+    clone = type(opt)(**params)
+    history = make_history(space, n_completed=6)
+    a, b = np.asarray(_as_array(opt.suggest(history, 1), space, 1, "roundtrip")), \
+        np.asarray(_as_array(clone.suggest(history, 1), space, 1, "roundtrip"))
+    assert np.allclose(a, b, atol=1e-9, rtol=0), "an optimizer rebuilt from get_params() must suggest the same"
+
+
+CHECKS = [check_on_simplex, check_deterministic, check_failed_and_pending, check_batch, check_params_roundtrip]
+
+
+def check_optimizer(make: Factory) -> None:
+    """Run every contract check on optimizers built by make(space, seed)."""
+    for check in CHECKS:
+        check(make)

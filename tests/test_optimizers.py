@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+import bomix
+from bomix import testing
+from bomix.errors import ConfigError, UnknownNameError
+from bomix.optimizers import OPTIMIZERS
+
+
+def factory(name):
+    def make(space, seed):
+        params = {"weights": space.center.tolist()} if name == "fixed" else {}
+        return bomix.get_optimizer(name, seed=seed, **params)
+
+    return make
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("check", testing.CHECKS, ids=lambda c: c.__name__)
+def test_contract(name, check):
+    check(factory(name))
+
+
+def test_contract_catches_an_optimizer_off_the_simplex():
+    class Broken(bomix.Optimizer):
+        def __init__(self, *, seed=0):
+            self.seed = seed
+
+        def suggest(self, history, n=1):
+            return np.full((n, history.space.k), 0.5)
+
+    with pytest.raises(bomix.errors.InvalidWeightsError):
+        testing.check_on_simplex(lambda space, seed: Broken(seed=seed))
+
+
+def test_contract_catches_nondeterminism():
+    class Noisy(bomix.Optimizer):
+        def __init__(self, *, seed=0):
+            self.seed = seed
+
+        def suggest(self, history, n=1):
+            return history.space.sample(n, seed=np.random.randint(1 << 30))
+
+    with pytest.raises(AssertionError, match="different"):
+        testing.check_deterministic(lambda space, seed: Noisy(seed=seed))
+
+
+def test_sobol_continues_its_sequence_from_history():
+    space = testing.contract_spaces()[1]
+    opt = bomix.get_optimizer("sobol", seed=1)
+    empty = testing.make_history(space, n_completed=0)
+    first8 = opt.suggest(empty, 8)
+    # A history holding the first 5 Sobol trials (say, before a crash): the next 3 continue the sequence.
+    trials = tuple(bomix.Trial(i, space.to_mixture(x), proposed_by="sobol",
+                               state=bomix.TrialState.COMPLETED, losses=testing.toy_losses(space, x))
+                   for i, x in enumerate(first8[:5]))
+    history = bomix.History(space, bomix.Objective("mean"), trials)
+    np.testing.assert_allclose(opt.suggest(history, 3), first8[5:], atol=1e-12)
+
+
+def test_uniform_is_the_closest_feasible_point_to_one_over_k():
+    space = bomix.MixtureSpace(["a", "b", "c", "d"], caps={"a": 0.1})
+    x = bomix.get_optimizer("uniform").suggest(testing.make_history(space, n_completed=0), 1)[0]
+    np.testing.assert_allclose(x, [0.1, 0.3, 0.3, 0.3], atol=1e-9)
+
+
+def test_unknown_optimizer_lists_valid_names():
+    with pytest.raises(UnknownNameError, match="sobol"):
+        bomix.get_optimizer("sobolx")
+
+
+def test_unknown_optimizer_parameter_is_refused():
+    with pytest.raises(ConfigError, match="accepts parameters"):
+        bomix.get_optimizer("sobol", seeds=3)
+
+
+def test_fixed_rejects_weights_off_the_simplex(space5):
+    opt = bomix.get_optimizer("fixed", weights=[0.5, 0.5, 0.5, 0, 0])
+    with pytest.raises(bomix.errors.InvalidWeightsError, match="sum to 1"):
+        opt.suggest(testing.make_history(space5, n_completed=0), 1)
