@@ -1,0 +1,157 @@
+"""Tables in and out of a study: a tidy DataFrame, and the olmix/RegMix CSV convention.
+
+olmix's fit step reads two CSVs keyed by run: ratios.csv (run, name, index, one column per
+training domain, rows summing to 1) and metrics.csv (run, name, index, one column per metric).
+RegMix's public data has the same shape with only an `index` key. bomix writes that shape and
+reads it back, so runs move between the tools in both directions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bomix.errors import ConfigError, EvaluationError, InvalidWeightsError
+from bomix.trial import TrialState
+
+KEYS = ("run", "name", "index")
+
+
+def trials_dataframe(study, objective):
+    import pandas as pd
+
+    rows = []
+    for t in study.trials:
+        row = {"number": t.number, "state": t.state.value,
+               "value": objective(t.losses) if t.losses is not None and _scorable(objective, t.losses) else None,
+               "proposed_by": t.proposed_by, "seed": t.seed, "retry_of": t.retry_of}
+        row.update({f"w_{d}": w for d, w in t.weights.items()})
+        row.update({f"loss_{n}": v for n, v in (t.losses or {}).items()})
+        row.update({f"cost_{n}": v for n, v in (t.cost or {}).items()})
+        row.update({"error": t.error, "created_at": _ts(t.created_at), "finished_at": _ts(t.finished_at),
+                    "duration_s": t.duration})
+        rows.append(row)
+    columns = ["number", "state", "value", "proposed_by", "seed", "retry_of", *[f"w_{d}" for d in study.space.domains]]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    return df[columns + [c for c in df.columns if c not in columns]]
+
+
+def _scorable(objective, losses) -> bool:
+    return all(n in losses for n in objective.required(losses))
+
+
+def _ts(t):
+    import pandas as pd
+
+    return None if t is None else pd.Timestamp(t, unit="s", tz="UTC")
+
+
+def _write_csv(df, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def export_study(study, directory: Path) -> Path:
+    """ratios.csv + metrics.csv (COMPLETED trials, olmix shape) and trials.csv (every trial)."""
+    import pandas as pd
+
+    directory.mkdir(parents=True, exist_ok=True)
+    done = [t for t in study.trials if t.state is TrialState.COMPLETED]
+    keys = [{"run": f"{study.name}-{t.number:04d}", "name": study.name, "index": t.number} for t in done]
+    ratios = pd.DataFrame([{**k, **t.weights} for k, t in zip(keys, done)],
+                          columns=[*KEYS, *study.space.domains])
+    metric_names = list(dict.fromkeys(n for t in done for n in t.losses))
+    metrics = pd.DataFrame([{**k, **t.losses} for k, t in zip(keys, done)], columns=[*KEYS, *metric_names])
+    _write_csv(ratios, directory / "ratios.csv")
+    _write_csv(metrics, directory / "metrics.csv")
+    _write_csv(study.trials_dataframe(), directory / "trials.csv")
+    return directory
+
+
+def _renamer(rename) -> Callable[[str], str]:
+    if rename is None:
+        return lambda c: c
+    if isinstance(rename, Mapping):
+        return lambda c: rename.get(c, c)
+    if callable(rename):
+        return rename
+    raise ConfigError(f"rename must be a dict, a function or None, got {rename!r}")
+
+
+def _read(table, what: str):
+    import pandas as pd
+
+    if isinstance(table, pd.DataFrame):
+        return table.copy()
+    try:
+        return pd.read_csv(table)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{what} must be a readable CSV file or a DataFrame, got {table!r}: {e}") from None
+
+
+def import_runs(study, ratios, metrics, *, rename_domains=None, rename_metrics=None, renormalize: bool = False,
+                atol: float = 1e-6, source: str = "import") -> list:
+    """Add logged runs as COMPLETED trials. Everything is checked before anything is written.
+
+    ratios/metrics: paths or DataFrames; rows are matched on `run` when both have it, else `index`.
+    rename_domains / rename_metrics: dict or function mapping column names to domain / loss names
+    (e.g. lambda c: c.removeprefix("train_the_pile_") for RegMix's CSVs).
+    renormalize: accept weights whose sum is within 0.01 of 1 (rounded logs) and rescale them.
+    """
+    r, m = _read(ratios, "ratios"), _read(metrics, "metrics")
+    key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
+    if key is None:
+        raise ConfigError(f"ratios and metrics must share a 'run' or 'index' column, got {list(r.columns)} and "
+                          f"{list(m.columns)}")
+    for df, what in ((r, "ratios"), (m, "metrics")):
+        dup = df[key][df[key].duplicated()].tolist()
+        if dup:
+            raise ConfigError(f"{what} must have one row per {key}, got duplicates {dup[:5]}")
+    r = r.rename(columns={c: _renamer(rename_domains)(c) for c in r.columns if c not in KEYS})
+    m = m.rename(columns={c: _renamer(rename_metrics)(c) for c in m.columns if c not in KEYS})
+    domains = [c for c in r.columns if c not in KEYS]
+    missing, unknown = [d for d in study.space.domains if d not in domains], [d for d in domains if d not in study.space.domains]
+    if missing or unknown:
+        raise ConfigError(f"ratios columns must be the study's domains {list(study.space.domains)}; "
+                          f"missing {missing}, unknown {unknown}")
+    merged = r.merge(m.drop(columns=[k for k in KEYS if k in m.columns and k != key]), on=key, how="inner",
+                     suffixes=("", "__metric"))
+    unmatched = sorted(set(r[key]) ^ set(m[key]))
+    if unmatched:
+        raise ConfigError(f"every run needs both ratios and metrics; unmatched {key} values {unmatched[:5]}")
+    metric_cols = [c for c in m.columns if c not in KEYS]
+    if not metric_cols:
+        raise ConfigError("metrics must have at least one loss column besides run/name/index")
+    rows = []
+    for _, row in merged.iterrows():
+        x = np.array([row[d] for d in study.space.domains], dtype=float)
+        if renormalize and np.all(np.isfinite(x)) and abs(x.sum() - 1) <= 0.01 and x.min() >= 0:
+            x = x / x.sum()
+        try:
+            x = study.space.clean(x, atol=atol)
+        except InvalidWeightsError as e:
+            raise InvalidWeightsError(f"ratios row {key}={row[key]!r}: {e}") from None
+        losses = {}
+        for c in metric_cols:
+            v = row[c if c not in r.columns else f"{c}__metric"]
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"metrics must be numbers, got {c}={v!r} for {key}={row[key]!r}") from None
+            if math.isfinite(v):
+                losses[c] = v
+        if not losses:
+            raise ConfigError(f"metrics row {key}={row[key]!r} has no finite loss")
+        try:
+            study.objective(losses)  # the objective must be computable from what is imported
+        except EvaluationError as e:
+            raise EvaluationError(f"metrics row {key}={row[key]!r}: {e}") from None
+        rows.append((x, losses, row[key]))
+    return [study.add_trial(x, losses, source=source, info={"imported_from": str(run)}) for x, losses, run in rows]

@@ -1,0 +1,447 @@
+"""The study: a resumable campaign of trials in a directory.
+
+DIR/study.json        the resolved spec (space, objective, optimizer, seed), written once
+DIR/journal.jsonl     append-only events: enqueue, create, complete, fail, abandon
+DIR/trials/<n>/       per-trial artifacts written by evaluators (logs, configs)
+DIR/study.lock        the write lock (one writer at a time; readers need no lock)
+
+The journal is the truth: loading replays it. Opening a study for writing takes the lock, and any
+trial still RUNNING then belonged to a process that died: it becomes ABANDONED and its mixture is
+queued again with its original seed, so the resumed study proceeds exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bomix import __version__
+from bomix.errors import BomixError, ConfigError, InvalidWeightsError, SpecMismatchError, StudyError
+from bomix.journal import Journal, StudyLock
+from bomix.objective import Objective
+from bomix.optimizers import History, Optimizer, Proposal, Recommendation, get_optimizer
+from bomix.registry import resolve
+from bomix.space import MixtureSpace
+from bomix.trial import Evaluation, Trial, TrialState
+
+log = logging.getLogger("bomix")
+
+SPEC_FORMAT = "bomix.study/1"
+SPEC_KEYS = ("space", "objective", "optimizer", "seed")
+EVENTS = ("enqueue", "create", "complete", "fail", "abandon")
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def optimizer_spec(optimizer: Optimizer) -> dict:
+    cls = type(optimizer)
+    spec = {"name": optimizer.name or cls.__name__, "class": f"{cls.__module__}:{cls.__qualname__}",
+            "params": _jsonable(optimizer.get_params())}
+    try:
+        json.dumps(spec, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"optimizer parameters must be JSON-serialisable to be stored, got {spec['params']!r}") from e
+    return spec
+
+
+def optimizer_from_spec(spec: Mapping) -> Optimizer:
+    """Rebuild an optimizer from the {"name", "class", "params"} stored in study.json."""
+    cls = resolve({spec["name"]: spec["class"]}, "optimizer", spec["name"])
+    return cls(**spec["params"])
+
+
+def _diff(stored, given, path="") -> list[str]:
+    if isinstance(stored, dict) and isinstance(given, dict):
+        out = []
+        for key in sorted(set(stored) | set(given), key=str):
+            out += _diff(stored.get(key), given.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if stored == given else [f"{path}: stored {stored!r}, given {given!r}"]
+
+
+class Study:
+    """A campaign of trials over a MixtureSpace. Build with `create_study` or `load_study`."""
+
+    def __init__(self, directory: Path, spec: dict, *, space: MixtureSpace, objective: Objective,
+                 optimizer: Optimizer):
+        self.directory = Path(directory)
+        self.spec = spec
+        self.space = space
+        self.objective = objective
+        self.optimizer = optimizer
+        self.seed: int = spec["seed"]
+        self.name: str = spec.get("name") or self.directory.name
+        self._journal = Journal(self.directory / "journal.jsonl")
+        self._lock: StudyLock | None = None
+        self._mutex = threading.RLock()
+        self._replay()
+
+    # -- loading ------------------------------------------------------------------------------
+    def _replay(self) -> None:
+        """Rebuild trials and the queue from the journal."""
+        trials: dict[int, Trial] = {}
+        queue: dict[int, dict] = {}
+        for lineno, e in enumerate(self._journal.read(), start=1):
+            try:
+                kind = e["event"]
+                if kind not in EVENTS:
+                    raise ValueError(f"event must be one of {list(EVENTS)}, got {kind!r}")
+                if kind == "enqueue":
+                    self.space.validate(e["weights"])
+                    queue[e["id"]] = e
+                elif kind == "create":
+                    if e["number"] != len(trials):
+                        raise ValueError(f"trial number {e['number']} out of sequence (expected {len(trials)})")
+                    queue.pop(e.get("enqueue_id"), None)
+                    trials[e["number"]] = Trial(
+                        number=e["number"], weights=self.space.to_mixture(self.space.validate(e["weights"])),
+                        proposed_by=e["proposed_by"], seed=e["seed"], created_at=e["time"],
+                        retry_of=e.get("retry_of"), extra=e.get("info") or {})
+                else:
+                    if e["number"] not in trials:
+                        raise ValueError(f"{kind} of trial {e['number']}, which was never created")
+                    t = trials[e["number"]]
+                    if t.state is not TrialState.RUNNING:
+                        log.warning("journal line %d: ignoring %s of trial %d, already %s", lineno, kind, t.number,
+                                    t.state.value)
+                        continue
+                    t.finished_at = e["time"]
+                    if kind == "complete":
+                        t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
+                        t.cost, t.curves = e.get("cost") or {}, e.get("curves")
+                        t.extra.update(e.get("extra") or {})
+                        t.value = self._score(t.losses)
+                    else:
+                        t.state = TrialState.FAILED if kind == "fail" else TrialState.ABANDONED
+                        t.error = e.get("error")
+            except KeyError as err:
+                raise StudyError(f"{self._journal.path} line {lineno} is not a valid event (missing field {err}): "
+                                 f"{e!r}") from None
+            except (TypeError, ValueError, BomixError) as err:
+                raise StudyError(f"{self._journal.path} line {lineno} is not a valid event ({err}): {e!r}") from None
+        self._trials = [trials[i] for i in range(len(trials))]
+        self._queue = queue
+
+    def _score(self, losses: Mapping[str, float]) -> float | None:
+        try:
+            return self.objective(losses)
+        except Exception:
+            return None
+
+    def _writable(self) -> None:
+        """Take the write lock on first write; reconcile trials left RUNNING by a dead process."""
+        if self._lock is not None:
+            return
+        self._lock = StudyLock(self.directory).acquire()
+        self._replay()  # another writer may have appended since we loaded
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Under the lock: cut a torn journal tail, abandon (and requeue) trials of dead processes."""
+        self._journal.repair()
+        for t in self.running:
+            self._abandon(t, "was RUNNING when the study was reopened: its process died or was killed")
+
+    def close(self) -> None:
+        """Release the write lock (the OS releases it anyway when the process exits)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- views --------------------------------------------------------------------------------
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial in creation order, ABANDONED ones included."""
+        return list(self._trials)
+
+    @property
+    def running(self) -> list[Trial]:
+        return [t for t in self._trials if t.state is TrialState.RUNNING]
+
+    @property
+    def n_finished(self) -> int:
+        """Trials that count against the budget: COMPLETED plus FAILED."""
+        return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in self._trials)
+
+    def history(self) -> History:
+        live = tuple(t for t in self._trials if t.state is not TrialState.ABANDONED)
+        return History(self.space, self.objective, live)
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The COMPLETED trial with the lowest objective value (best observed), or None."""
+        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None]
+        return min(done, key=lambda t: (t.value, t.number)) if done else None
+
+    def recommend(self) -> Recommendation | None:
+        """The optimizer's recommended mixture (model-based where the optimizer has a model)."""
+        return self.optimizer.recommend(self.history())
+
+    def trial_dir(self, number: int) -> Path:
+        return self.directory / "trials" / str(number)
+
+    def trials_dataframe(self, objective=None):
+        """A tidy DataFrame, one row per trial: number, state, value, proposed_by, seed, w_<domain>,
+        loss_<name>, cost_<name>, error, times. `objective` re-scores `value` without rerunning."""
+        from bomix.export import trials_dataframe
+
+        return trials_dataframe(self, Objective.parse(objective) if objective is not None else self.objective)
+
+    def export(self, directory=None) -> Path:
+        """Write ratios.csv + metrics.csv (olmix/RegMix shape) and trials.csv; returns the folder."""
+        from bomix.export import export_study
+
+        return export_study(self, Path(directory) if directory else self.directory / "export")
+
+    def import_runs(self, ratios, metrics, **kwargs) -> list[Trial]:
+        """Add logged runs (olmix ratios.csv + metrics.csv) as COMPLETED trials; see bomix.export."""
+        from bomix.export import import_runs
+
+        return import_runs(self, ratios, metrics, **kwargs)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _append(self, event: dict) -> None:
+        event = {**event, "time": time.time()} if "time" not in event else event
+        self._journal.append(_jsonable(event))
+
+    def enqueue(self, weights, *, source: str = "enqueued") -> None:
+        """Queue a mixture to be evaluated before the optimizer is asked again (FIFO)."""
+        with self._mutex:
+            self._writable()
+            x = self.space.validate(weights)
+            self._enqueue(x, source=source)
+
+    def _enqueue(self, x, *, source: str, retry_of: int | None = None, seed: int | None = None,
+                 front: bool = False) -> None:
+        qid = max([*self._queue, *[-1]]) + 1
+        event = {"event": "enqueue", "id": qid, "weights": list(map(float, x)), "source": source,
+                 "retry_of": retry_of, "seed": seed, "front": front}
+        self._append(event)
+        self._queue[qid] = event
+
+    def _next_queued(self) -> dict | None:
+        if not self._queue:
+            return None
+        front = [e for e in self._queue.values() if e.get("front")]
+        return (front or list(self._queue.values()))[0]
+
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Create n RUNNING trials: queued mixtures first, then the optimizer's suggestions."""
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        with self._mutex:
+            self._writable()
+            new: list[Trial] = []
+            while len(new) < n and (q := self._next_queued()) is not None:
+                seed = q["seed"] if q.get("seed") is not None else self._next_seed()
+                new.append(self._create(self.space.validate(q["weights"]), q["source"], seed,
+                                        enqueue_id=q["id"], retry_of=q.get("retry_of")))
+            if len(new) < n:
+                proposals = self.optimizer.suggest(self.history(), n - len(new))
+                for p in proposals:
+                    p = p if isinstance(p, Proposal) else Proposal(np.asarray(p))
+                    try:
+                        x = self.space.clean(p.weights)
+                    except InvalidWeightsError as e:
+                        raise StudyError(f"optimizer {self.optimizer.name!r} proposed an infeasible mixture: {e}") from e
+                    new.append(self._create(x, p.source or self.optimizer.name, self._next_seed(), info=p.info))
+            return new
+
+    def add_trial(self, weights, losses: Evaluation | Mapping, *, source: str = "added", info=None) -> Trial:
+        """Record an already-evaluated mixture as a COMPLETED trial (bring your own runs)."""
+        with self._mutex:
+            self._writable()
+            ev = losses if isinstance(losses, Evaluation) else Evaluation(losses=dict(losses))
+            self.objective(ev.losses)
+            trial = self._create(self.space.validate(weights), source, self._next_seed(), info=info)
+            return self.tell(trial, ev)
+
+    def _next_seed(self) -> int:
+        slot = sum(t.state is not TrialState.ABANDONED for t in self._trials)
+        return (self.seed * 1_000_003 + slot) % 2**31
+
+    def _create(self, x, proposed_by: str, seed: int, *, enqueue_id=None, retry_of=None, info=None) -> Trial:
+        number = len(self._trials)
+        event = {"event": "create", "number": number, "weights": list(map(float, x)), "proposed_by": proposed_by,
+                 "seed": int(seed), "enqueue_id": enqueue_id, "retry_of": retry_of, "info": info or {},
+                 "time": time.time()}
+        self._append(event)
+        self._queue.pop(enqueue_id, None)
+        trial = Trial(number, self.space.to_mixture(x), proposed_by=proposed_by, seed=int(seed),
+                      created_at=event["time"], retry_of=retry_of, extra=dict(info or {}))
+        self._trials.append(trial)
+        return trial
+
+    def _get(self, trial) -> Trial:
+        number = trial.number if isinstance(trial, Trial) else trial
+        if not isinstance(number, (int, np.integer)) or not 0 <= number < len(self._trials):
+            raise StudyError(f"trial must be a Trial or a number in [0, {len(self._trials)}), got {trial!r}")
+        return self._trials[number]
+
+    def tell(self, trial, evaluation: Evaluation | Mapping | None = None, *, state: TrialState | str | None = None,
+             error: str | None = None) -> Trial:
+        """Finish a RUNNING trial.
+
+        tell(trial, Evaluation(...)) or tell(trial, {"books": 4.51, ...}): COMPLETED with those losses.
+        tell(trial, state="failed", error="OOM"): FAILED (counts against the budget, kept with its reason).
+        tell(trial, state="abandoned"): its work is lost; the mixture is queued again with the same seed.
+        """
+        with self._mutex:
+            self._writable()
+            t = self._get(trial)
+            if t.state is not TrialState.RUNNING:
+                raise StudyError(f"only a RUNNING trial can be told; trial {t.number} is already {t.state.value}")
+            state = TrialState(state) if state is not None else TrialState.COMPLETED
+            if state is TrialState.COMPLETED:
+                if evaluation is None:
+                    raise StudyError(f"completing trial {t.number} needs its evaluation (per-domain losses), got None")
+                ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
+                value = self.objective(ev.losses)  # raises if the objective's domains are missing
+                self._append({"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
+                              "curves": ev.curves, "extra": ev.extra})
+                t.state, t.losses, t.cost, t.curves, t.value = state, ev.losses, ev.cost, ev.curves, value
+                t.extra.update(ev.extra)
+            elif state is TrialState.FAILED:
+                self._append({"event": "fail", "number": t.number, "error": error or "unknown error"})
+                t.state, t.error = state, error or "unknown error"
+            elif state is TrialState.ABANDONED:
+                self._abandon(t, error or "abandoned")
+            else:
+                raise StudyError(f"state must be completed, failed or abandoned, got {state.value}")
+            t.finished_at = time.time()
+            return t
+
+    def _abandon(self, t: Trial, reason: str) -> None:
+        self._append({"event": "abandon", "number": t.number, "error": reason})
+        t.state, t.error, t.finished_at = TrialState.ABANDONED, reason, time.time()
+        origin = t.retry_of if t.retry_of is not None else t.number
+        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True)
+
+    def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
+                 show_progress: bool | None = None) -> Study:
+        """Run trials until the study holds `n_trials` finished (COMPLETED or FAILED) trials.
+
+        `n_trials` is the study's budget, not a number to add: rerunning the same call after a crash
+        finishes the same campaign. ABANDONED trials do not count; their mixtures are redone.
+        """
+        from bomix.runners import get_runner
+
+        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 0:
+            raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+        if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
+            raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
+        domains = getattr(evaluator, "domains", None)
+        if domains is not None and tuple(domains) != self.space.domains:
+            raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
+                              f"for a study over {list(self.space.domains)}")
+        self._writable()
+        get_runner(runner).run(self, evaluator, n_trials, n_parallel, show_progress=show_progress)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"
+
+
+def _read_spec(directory: Path) -> dict:
+    path = directory / "study.json"
+    if not path.exists():
+        what = "does not exist" if not directory.exists() else "has no study.json"
+        raise StudyError(f"a study directory must contain study.json, but {directory} {what}")
+    try:
+        spec = json.loads(path.read_text())
+    except ValueError as e:
+        raise StudyError(f"{path} must be valid JSON: {e}") from None
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise StudyError(f"{path} must be a bomix study spec (format {SPEC_FORMAT!r}), got format "
+                         f"{spec.get('format') if isinstance(spec, dict) else spec!r}")
+    return spec
+
+
+def _open(directory: Path, spec: dict) -> Study:
+    try:
+        space = MixtureSpace.from_dict(spec["space"])
+        objective = Objective.parse(spec["objective"])
+        optimizer = optimizer_from_spec(spec["optimizer"])
+    except (KeyError, TypeError) as e:
+        raise StudyError(f"{directory / 'study.json'} is missing or has a malformed field: {e}") from None
+    return Study(directory, spec, space=space, objective=objective, optimizer=optimizer)
+
+
+def load_study(directory) -> Study:
+    """Open an existing study. Reading needs no lock; the first write (ask, tell, enqueue, optimize)
+    takes it and reconciles trials left RUNNING by a process that died."""
+    directory = Path(directory)
+    return _open(directory, _read_spec(directory))
+
+
+def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sobol", objective="mean",
+                 seed: int = 0, load_if_exists: bool = False, name: str | None = None) -> Study:
+    """Create a study in `directory`, or resume it (load_if_exists=True) if it already holds one.
+
+    optimizer: a registered name (built with seed=`seed`) or an Optimizer. Resuming with a space,
+    objective, optimizer or seed different from the stored ones is refused, naming the difference.
+    The returned study holds the write lock.
+    """
+    directory = Path(directory)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if not isinstance(optimizer, Optimizer):
+        optimizer = get_optimizer(optimizer, seed=seed)
+    objective = Objective.parse(objective)
+    exists = (directory / "study.json").exists()
+    if exists and not load_if_exists:
+        raise StudyError(f"{directory} already holds a study; pass load_if_exists=True to resume it")
+    if not exists and directory.exists() and any(directory.iterdir()):
+        raise StudyError(f"a new study needs an empty or new directory, but {directory} has other files and no study.json")
+    if space is None:
+        if not exists:
+            raise ConfigError("creating a study needs a space (a MixtureSpace), got None")
+        space = MixtureSpace.from_dict(_read_spec(directory)["space"])
+    given = {"space": space.to_dict(), "objective": objective.to_dict(), "optimizer": optimizer_spec(optimizer),
+             "seed": int(seed)}
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = StudyLock(directory).acquire()
+    try:
+        if exists:
+            spec = _read_spec(directory)
+            diffs = [d for key in SPEC_KEYS for d in _diff(spec.get(key), given[key], key)]
+            if diffs:
+                raise SpecMismatchError(f"resuming {directory} needs the spec it was created with; differences: "
+                                        + "; ".join(diffs))
+        else:
+            spec = {"format": SPEC_FORMAT, "name": name or directory.name, **given, "created_at": time.time(),
+                    "bomix_version": __version__}
+            tmp = directory / "study.json.tmp"
+            tmp.write_text(json.dumps(spec, indent=2) + "\n")
+            os.replace(tmp, directory / "study.json")
+            (directory / "journal.jsonl").touch()
+        study = Study(directory, spec, space=space, objective=objective, optimizer=optimizer)
+    except BaseException:
+        lock.release()
+        raise
+    study._lock = lock
+    study._reconcile()
+    return study
