@@ -1,0 +1,3 @@
+from bomix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The `bomix` command line. Heavy imports happen inside the commands, so `bomix --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+DEMO_DOMAINS = ["books", "cc", "stack", "pes2o", "reddit"]
+
+
+def _print_best(study) -> None:
+    best = study.best_trial
+    if best is None:
+        print("no completed trials yet")
+        return
+    print(f"best observed: trial {best.number}, {study.objective.kind} loss {best.value:.4f} nats/token")
+    for d, w in best.weights.items():
+        print(f"  {d:<16} {w:.4f}")
+    rec = study.recommend()
+    if rec is not None and rec.trial != best.number:
+        sd = "" if rec.sd is None else f" +- {rec.sd:.4f}"
+        print(f"recommended ({rec.source}): value {rec.value:.4f}{sd}")
+        for d, w in rec.weights.items():
+            print(f"  {d:<16} {w:.4f}")
+
+
+def _campaign(config, *, show_progress):
+    """Create or resume the study `config` names, run it to its budget, print the best; returns
+    (study, evaluator)."""
+    import bomix
+    from bomix.evaluators import get_evaluator
+
+    space = config.space.build()
+    params = {"seed": config.study.seed, **config.optimizer.params}
+    optimizer = bomix.get_optimizer(config.optimizer.name, **params)
+    evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
+    study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
+                               seed=config.study.seed, load_if_exists=True)
+    config.write(study.directory / "config.json")
+    before = study.n_finished
+    progress = config.study.show_progress if show_progress is None else show_progress
+    _setup_logging(progress)
+    try:
+        study.optimize(evaluator, n_trials=config.study.n_trials, n_parallel=config.study.n_parallel,
+                       runner=config.study.runner, show_progress=progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {study.n_finished} trials are saved in {study.directory}; run the same command "
+              "again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(f"{study.n_finished - before} new trials, {study.n_finished} in total; study written to {study.directory}")
+    _print_best(study)
+    study.close()
+    return study, evaluator
+
+
+def _setup_logging(progress: bool | None) -> None:
+    bar = sys.stderr.isatty() if progress is None else progress
+    logging.basicConfig(level=logging.WARNING if bar else logging.INFO, format="bomix: %(message)s")
+    for noisy in ("ax", "botorch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args) -> None:
+    from bomix.config import load_config
+
+    _campaign(load_config(args.config, args.set or []), show_progress=args.progress)
+
+
+def cmd_demo(args) -> None:
+    from bomix.config import load_config
+
+    overrides = [f"study.dir={json.dumps(str(args.dir))}", f"study.n_trials={args.n_trials}",
+                 f"study.seed={args.seed}", f"optimizer.name={json.dumps(args.optimizer)}",
+                 f"space.domains={json.dumps(DEMO_DOMAINS)}",
+                 'evaluator.params={name = "seedlike", noise_sd = 0.017, seed = 0}']
+    config = load_config(None, overrides)
+    print(f"demo: {args.n_trials} trials of {args.optimizer!r} on the built-in 'seedlike' landscape "
+          "(5 domains, noise sd 0.017; an analytic stand-in for proxy trainings, no GPU or download)")
+    study, ev = _campaign(config, show_progress=args.progress)
+    if study.best_trial is not None:
+        true = ev.true_value(study.best_trial.weights)
+        print(f"true (noise-free) loss of the best mixture: {true:.4f}; landscape optimum {ev.optimal_value:.4f}, "
+              f"uniform mixture {ev.true_value([0.2] * 5):.4f}")
+
+
+def cmd_status(args) -> None:
+    import bomix
+    from bomix.trial import TrialState
+
+    study = bomix.load_study(args.dir)
+    counts = {s.value: sum(t.state is s for t in study.trials) for s in TrialState}
+    print(f"study {study.directory}: optimizer {study.optimizer.name}, objective {study.objective.kind}, "
+          f"{len(study.space.domains)} domains")
+    print("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(study._queue)} queued")
+    best = study.best_trial
+    print("best so far: " + ("none" if best is None else f"{best.value:.4f} (trial {best.number})"))
+
+
+def cmd_best(args) -> None:
+    import bomix
+
+    study = bomix.load_study(args.dir)
+    if args.json:
+        best = study.best_trial
+        out = None if best is None else {"trial": best.number, "value": best.value, "weights": best.weights,
+                                         "losses": best.losses}
+        print(json.dumps(out, indent=2))
+    else:
+        _print_best(study)
+
+
+def cmd_export(args) -> None:
+    import bomix
+
+    out = bomix.load_study(args.dir).export(args.output)
+    print(f"wrote {out / 'ratios.csv'}, {out / 'metrics.csv'} and {out / 'trials.csv'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bomix import __version__
+
+    parser = argparse.ArgumentParser(prog="bomix", description="Bayesian optimisation of pretraining data mixtures.")
+    parser.add_argument("--version", action="version", version=f"bomix {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run (or resume) the study a TOML config describes")
+    p.add_argument("config", type=Path, help="TOML config (see experiments/configs/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. study.n_trials=64")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="a demo campaign on a built-in test landscape (no GPU, no download)")
+    p.add_argument("--dir", type=Path, default=Path("runs/demo"), help="study directory (default runs/demo)")
+    p.add_argument("--n-trials", type=int, default=32)
+    p.add_argument("--optimizer", default="sobol")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    p.set_defaults(func=cmd_demo)
+
+    for name, func, text in (("status", cmd_status, "trial counts by state and the best so far"),
+                             ("best", cmd_best, "the best observed mixture (and the recommended one)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("dir", type=Path, help="study directory")
+        if name == "best":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="write ratios.csv + metrics.csv (olmix shape) and trials.csv")
+    p.add_argument("dir", type=Path, help="study directory")
+    p.add_argument("-o", "--output", type=Path, default=None, help="output folder (default DIR/export)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bomix.errors import BomixError
+
+    try:
+        args.func(args)
+    except BomixError as e:
+        print(f"bomix: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import bomix
+from bomix.cli import main
+from bomix.trial import TrialState
+
+EXAMPLE = "experiments/configs/seedlike_sobol.toml"
+HEAVY = ("torch", "botorch", "gpytorch", "ax")
+
+
+@pytest.mark.parametrize("code", [
+    "import bomix",
+    "import bomix; bomix.MixtureSpace(['a', 'b']).sample(4, method='sobol')",
+    "import sys; from bomix.cli import main; sys.argv = ['bomix', '--help']\ntry: main()\nexcept SystemExit: pass",
+])
+def test_import_and_help_stay_light(code):
+    probe = f"{code}\nimport sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_demo_prints_best_and_where(tmp_path, capsys):
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--n-trials", "6", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "best observed: trial" in out and str(tmp_path / "demo") in out
+    assert "true (noise-free) loss" in out
+
+
+def test_run_status_best_export(tmp_path, repo_root, capsys):
+    d = tmp_path / "study"
+    args = ["run", str(repo_root / EXAMPLE), "--set", f"study.dir='{d}'", "--set", "study.n_trials=5", "--no-progress"]
+    assert main(args) == 0
+    assert json.loads((d / "config.json").read_text())["study"]["n_trials"] == 5
+    capsys.readouterr()
+    assert main(["status", str(d)]) == 0
+    assert "5 completed" in capsys.readouterr().out
+    assert main(["best", str(d), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    assert set(best["weights"]) == {"books", "cc", "stack", "pes2o", "reddit"}
+    assert main(["export", str(d)]) == 0
+    assert (d / "export" / "ratios.csv").exists() and (d / "export" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--set", "optimizer.name=bayes"], "optimizer must be one of"),
+    (["--set", "evaluator.name=lookup"], "evaluator must be one of"),
+    (["--set", "study.n_trial=3"], "unknown \\['n_trial'\\]"),
+    (["--set", "optimizer.params={seeds = 1}"], "accepts parameters"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, repo_root, capsys, extra, match):
+    d = tmp_path / "study"
+    assert main(["run", str(repo_root / EXAMPLE), "--set", f"study.dir='{d}'", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bomix: error: ") and len(err.strip().splitlines()) == 1
+    assert pytest.importorskip("re").search(match, err)
+    assert not d.exists()
+
+
+def test_resume_with_changed_optimizer_is_refused(tmp_path, repo_root, capsys):
+    d = tmp_path / "study"
+    base = ["run", str(repo_root / EXAMPLE), "--set", f"study.dir='{d}'", "--set", "study.n_trials=3", "--no-progress"]
+    assert main(base) == 0
+    journal = (d / "journal.jsonl").read_bytes()
+    assert main([*base, "--set", "optimizer.name=random"]) == 2
+    assert "optimizer.name: stored 'sobol', given 'random'" in capsys.readouterr().err
+    assert (d / "journal.jsonl").read_bytes() == journal
+
+
+def test_status_of_a_non_study(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "study.json" in capsys.readouterr().err
+
+
+def _bomix(*args):
+    return [sys.executable, "-m", "bomix.cli", *args]
+
+
+def _lines(path):
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_sigkill_three_times_then_resume_gives_the_uninterrupted_trials(tmp_path, repo_root):
+    """The issue's acceptance test: a seedlike run of 40 trials, SIGKILLed three times at random
+    moments and rerun each time, ends with exactly the trials of an uninterrupted run."""
+    common = ["--set", "study.n_trials=40", "--set", "evaluator.params.sleep_s=0.02", "--no-progress"]
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_bomix("run", str(repo_root / EXAMPLE), "--set", f"study.dir='{ref_dir}'", *common),
+                   check=True, capture_output=True)
+    rng = random.Random(os.getpid())
+    journal, kills = run_dir / "journal.jsonl", 0
+    cmd = _bomix("run", str(repo_root / EXAMPLE), "--set", f"study.dir='{run_dir}'", *common)
+    while kills < 3:
+        start = _lines(journal)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = start + rng.randint(2, 20)  # kill after a random number of new journal events ...
+        deadline = time.time() + 60
+        while _lines(journal) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.03))  # ... plus a random delay, so kills land anywhere in a trial
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert bomix.load_study(run_dir).n_finished < 40  # the kills did interrupt the campaign
+    subprocess.run(cmd, check=True, capture_output=True)
+
+    ref, got = bomix.load_study(ref_dir), bomix.load_study(run_dir)
+    done = [t for t in got.trials if t.state is TrialState.COMPLETED]
+    assert len(done) == 40 and got.n_finished == 40
+    assert [t.weights for t in done] == [t.weights for t in ref.trials]  # same mixtures, same order
+    assert [t.seed for t in done] == [t.seed for t in ref.trials]
+    assert [t.losses for t in done] == [t.losses for t in ref.trials]
+    assert len({tuple(t.weights.values()) for t in done}) == 40  # none duplicated
