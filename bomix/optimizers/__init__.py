@@ -9,6 +9,8 @@ OPTIMIZERS: dict[str, str] = {
     "random": "bomix.optimizers.builtin:RandomSearch",
     "sobol": "bomix.optimizers.builtin:SobolSearch",
     "fixed": "bomix.optimizers.builtin:FixedMixture",
+    "bo": "bomix.optimizers.bo:BayesOpt",
+    "ax_default": "bomix.optimizers.ax_default:AxDefault",
     "uniform": "baselines.fixed:Uniform",
 }
 

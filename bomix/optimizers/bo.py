@@ -1,0 +1,271 @@
+"""Bayesian optimisation over the mixture simplex: BoTorch GPs and qLogNoisyExpectedImprovement.
+
+All k weights are model inputs; the simplex is the equality constraint sum(r) = 1 handed to
+BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an implied "last" one.
+
+    initial design   the space's center (uniform, or the closest feasible point) + scrambled
+                     Sobol points on the capped simplex (MixtureSpace.sample), n_init in all
+    model            "per_domain" (default): one GP per validation loss the objective reads
+                     (log losses, batched independent GPs), composed into the study's objective
+                     (mean / weighted / worst / target) through an MC objective;
+                     "scalar": one GP on the objective value
+    GP               BoTorch's SingleTaskGP defaults: RBF-ARD kernel with the dimension-scaled
+                     lengthscale prior, learned homoskedastic noise, standardised outcomes
+    acquisition      qLogNoisyExpectedImprovement; RUNNING trials are pending points, and so are
+                     FAILED ones, so a mixture that failed is not proposed again and again
+    batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
+                     as pending
+    optimisation     SLSQP from the best of `raw_samples` Sobol mixtures (no hit-and-run sampler)
+
+`suggest` is a pure function of (constructor arguments, history, n): torch's RNG, the QMC
+sampler and the start points are all seeded from `seed` and the history's length, and torch runs
+on `n_threads` threads while it works (1 by default: fast and reproducible on a busy host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+import numpy as np
+
+from bomix.errors import ConfigError
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
+
+log = logging.getLogger("bomix")
+
+MODELS = ("per_domain", "scalar")
+FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
+                   # k=5, n=64 (same value as with no limit), at half the time
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class BayesOpt(Optimizer):
+    """GP-based Bayesian optimisation of the mixture (see the module docstring).
+
+    seed: seeds the initial design and every random choice of the acquisition step.
+    n_init: size of the initial design (center + Sobol); None: max(6, k + 2).
+    model: "per_domain" or "scalar".
+    log_losses: model log(loss) per domain ("per_domain" only): losses blow up as a weight -> 0.
+    num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
+    recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
+        (best posterior mean anywhere in the space).
+    n_threads: torch threads while suggesting.
+    """
+
+    name = "bo"
+
+    def __init__(self, *, seed: int = 0, n_init: int | None = None, model: str = "per_domain",
+                 log_losses: bool = True, num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
+                 recommend_over: str = "evaluated", n_threads: int = 1):
+        if model not in MODELS:
+            raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
+        if recommend_over not in ("evaluated", "simplex"):
+            raise ConfigError(f"bo recommend_over must be 'evaluated' or 'simplex', got {recommend_over!r}")
+        if n_init is not None and (not isinstance(n_init, int) or n_init < 1):
+            raise ConfigError(f"bo n_init must be an integer >= 1 or None, got {n_init!r}")
+        for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
+                        ("n_threads", n_threads)):
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"bo {what} must be an integer >= 1, got {v!r}")
+        self.seed = seed
+        self.n_init = n_init
+        self.model = model
+        self.log_losses = log_losses
+        self.num_restarts = num_restarts
+        self.raw_samples = raw_samples
+        self.mc_samples = mc_samples
+        self.recommend_over = recommend_over
+        self.n_threads = n_threads
+
+    # -- suggestions --------------------------------------------------------------------------
+    def init_size(self, k: int) -> int:
+        return self.n_init if self.n_init is not None else max(6, k + 2)
+
+    def initial_design(self, space, size: int) -> np.ndarray:
+        """(size, k): the space's center, then scrambled Sobol points (a pure function of seed)."""
+        return np.vstack([space.center[None], space.sample(max(size - 1, 0), method="sobol", seed=self.seed)])[:size]
+
+    def suggest(self, history: History, n: int = 1) -> list[Proposal]:
+        space = history.space
+        size = self.init_size(space.k)
+        # Every trial in the history (imported and enqueued ones too) counts towards the initial
+        # design; the design's own points are taken in order, so a resumed study continues it.
+        remaining = max(0, size - len(history.trials))
+        done_init = history.count("bo/init")
+        design = self.initial_design(space, done_init + min(n, remaining))
+        proposals = [Proposal(x, "bo/init") for x in design[done_init:]]
+        need = n - len(proposals)
+        if need and len(history.completed) < 2:  # nothing to model yet: keep exploring
+            extra = space.sample(need, method="sobol", seed=self.seed + 1, skip=history.count("bo/explore"))
+            proposals += [Proposal(x, "bo/explore") for x in extra]
+            need = 0
+        if need:
+            pending = [p.weights for p in proposals]
+            with _torch_threads(self.n_threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                proposals += self._acquire(history, need, pending)
+        return proposals
+
+    def _acquire(self, history: History, n: int, pending_extra: list) -> list[Proposal]:
+        import torch
+        from botorch.optim import optimize_acqf
+        from botorch.optim.initializers import initialize_q_batch
+
+        space = history.space
+        torch.manual_seed(self._step_seed(history))
+        model, objective = self._fit(history)
+        X_base = torch.as_tensor(history.X(), dtype=torch.double)
+        blocked = [t.x for t in history.pending + history.failed] + list(pending_extra)
+        bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
+        eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
+        chosen: list[Proposal] = []
+        for j in range(n):
+            X_pending = [*blocked, *[p.weights for p in chosen]]
+            acqf = self._acquisition(model, objective, X_base, X_pending, history, j)
+            raw = torch.as_tensor(space.sample(self.raw_samples, method="sobol", seed=self._step_seed(history) + j),
+                                  dtype=torch.double).unsqueeze(1)
+            with torch.no_grad():
+                values = acqf(raw)
+            ics, _ = initialize_q_batch(raw, values, n=min(self.num_restarts, self.raw_samples))
+            try:
+                x, value = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
+                                         equality_constraints=eq, options={"maxiter": 200})
+                x = space.project(x.detach().numpy().reshape(-1))
+            except Exception as e:  # a failed optimisation must not stop a campaign: use the best raw point
+                log.warning("bo: acquisition optimisation failed (%s); using the best start point", e)
+                x = space.project(raw[int(values.argmax())].numpy().reshape(-1))
+            if any(np.abs(x - np.asarray(p)).max() < 1e-6 for p in X_pending):
+                x = space.sample(1, method="sobol", seed=self._step_seed(history) + 1000 + j)[0]
+                chosen.append(Proposal(x, "bo/dedup"))
+            else:
+                chosen.append(Proposal(x, "bo/gp", {"log_ei": float(value)}))
+        return chosen
+
+    def _step_seed(self, history: History) -> int:
+        return (self.seed * 7919 + len(history.trials)) % 2**31
+
+    # -- the model ----------------------------------------------------------------------------
+    def _targets(self, history: History):
+        """(names, (n, m) targets to maximise or model) for the completed trials."""
+        done = history.completed
+        if self.model == "scalar":
+            return None, -history.y()[:, None]
+        names = history.objective.required(done[0].losses)
+        Y = np.array([[t.losses[name] for name in names] for t in done], dtype=float)
+        return names, (np.log(Y) if self.log_losses else Y)
+
+    def _fit(self, history: History):
+        """Fit the GP(s); return (model, MC objective or None)."""
+        import torch
+        from botorch.acquisition.objective import GenericMCObjective
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        names, Y = self._targets(history)
+        X = torch.as_tensor(history.X(), dtype=torch.double)
+        Yt = torch.as_tensor(Y, dtype=torch.double)
+        Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
+        model = SingleTaskGP(X, Yt)
+        try:
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
+                             optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
+        except Exception as e:  # keep the prior-initialised hyperparameters
+            log.warning("bo: GP fit failed (%s); using default hyperparameters", e)
+        if names is None:
+            return model, None
+        compose = _composer(history.objective, names, self.log_losses)
+        return model, GenericMCObjective(lambda samples, X=None: -compose(samples))
+
+    def _acquisition(self, model, objective, X_base, X_pending, history: History, j: int):
+        import torch
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.sampling import SobolQMCNormalSampler
+
+        sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]), seed=self._step_seed(history) + j)
+        pending = torch.as_tensor(np.array(X_pending), dtype=torch.double) if X_pending else None
+        return qLogNoisyExpectedImprovement(model, X_baseline=X_base, sampler=sampler, objective=objective,
+                                            X_pending=pending, prune_baseline=True)
+
+    # -- recommendation -----------------------------------------------------------------------
+    def predict(self, history: History, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and sd of the objective at (p, k) mixtures X, from a model of `history`."""
+        import torch
+
+        with _torch_threads(self.n_threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(self._step_seed(history))
+            model, objective = self._fit(history)
+            Xt = torch.as_tensor(np.atleast_2d(X), dtype=torch.double)
+            with torch.no_grad():
+                post = model.posterior(Xt)
+                if objective is None:
+                    return -post.mean[:, 0].numpy(), post.variance[:, 0].sqrt().numpy()
+                samples = post.rsample(torch.Size([512]))  # (S, p, m): marginal draws per point
+                values = -objective(samples)
+                return values.mean(0).numpy(), values.std(0).numpy()
+
+    def recommend(self, history: History) -> Recommendation | None:
+        """Best posterior mean among evaluated mixtures (or over the space), with its sd."""
+        done = history.completed
+        if len(done) < 2:
+            return super().recommend(history)
+        X = history.X()
+        source = "posterior mean, evaluated"
+        if self.recommend_over == "simplex":
+            X = np.vstack([X, self._maximise_mean(history)])
+            source = "posterior mean, space"
+        mean, sd = self.predict(history, X)
+        i = int(np.argmin(mean))
+        trial = done[i].number if i < len(done) else None
+        return Recommendation(history.space.to_mixture(X[i]), float(mean[i]), float(sd[i]), source, trial)
+
+    def _maximise_mean(self, history: History) -> np.ndarray:
+        import torch
+        from botorch.acquisition import qSimpleRegret
+        from botorch.optim import optimize_acqf
+        from botorch.sampling import SobolQMCNormalSampler
+
+        space = history.space
+        with _torch_threads(self.n_threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(self._step_seed(history))
+            model, objective = self._fit(history)
+            sampler = SobolQMCNormalSampler(sample_shape=torch.Size([256]), seed=self.seed)
+            acqf = qSimpleRegret(model, sampler=sampler, objective=objective)
+            ics = torch.as_tensor(space.sample(self.num_restarts, method="sobol", seed=self.seed),
+                                  dtype=torch.double).unsqueeze(1)
+            bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
+            eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
+            x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
+                                 equality_constraints=eq)
+        return space.project(x.detach().numpy().reshape(-1))
+
+
+def _composer(objective, names: list[str], log_losses: bool):
+    """A torch function mapping (..., m) modelled outputs to the objective's value (..., )."""
+    import torch
+
+    def compose(Y):
+        L = Y.exp() if log_losses else Y
+        if objective.kind == "weighted":
+            w = torch.as_tensor([objective.weights[n] for n in names], dtype=L.dtype)
+            return (L * w).sum(-1) / w.sum()
+        if objective.kind == "worst":
+            return L.max(-1).values
+        return L.mean(-1)  # mean, or target (a single column)
+
+    return compose

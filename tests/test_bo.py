@@ -1,0 +1,148 @@
+"""The `bo` optimizer: GP + qLogNEI over the simplex. Small acquisition settings keep these fast."""
+
+import numpy as np
+import pytest
+
+import bomix
+from bomix import testing
+from bomix.evaluators import get_evaluator
+from bomix.optimizers.bo import BayesOpt
+from bomix.trial import Trial, TrialState
+
+FAST = dict(num_restarts=2, raw_samples=64, mc_samples=32, n_init=4)
+
+
+def history_from(space, X, losses_fn, states=None, objective="mean"):
+    trials = []
+    for i, x in enumerate(X):
+        state = states[i] if states else TrialState.COMPLETED
+        losses = losses_fn(x) if state is TrialState.COMPLETED else None
+        trials.append(Trial(i, space.to_mixture(x), state=state, proposed_by="bo/init", seed=i, losses=losses))
+    return bomix.History(space, bomix.Objective.parse(objective), tuple(trials))
+
+
+@pytest.fixture(scope="module")
+def seedlike():
+    return get_evaluator("landscape", name="seedlike", noise_sd=0.017, seed=0)
+
+
+def test_initial_design_is_center_then_sobol_and_continues(space5):
+    opt = BayesOpt(seed=3, n_init=5)
+    empty = testing.make_history(space5, n_completed=0)
+    first = [p.weights for p in opt.suggest(empty, 2)]
+    np.testing.assert_allclose(first[0], [0.2] * 5)
+    design = opt.initial_design(space5, 5)
+    np.testing.assert_allclose(np.array(first), design[:2])
+    trials = tuple(Trial(i, space5.to_mixture(x), proposed_by="bo/init") for i, x in enumerate(first))
+    nxt = opt.suggest(bomix.History(space5, bomix.Objective(), trials), 3)
+    np.testing.assert_allclose(np.array([p.weights for p in nxt]), design[2:5])
+    assert {p.source for p in nxt} == {"bo/init"}
+
+
+@pytest.mark.parametrize("model", ["per_domain", "scalar"])
+@pytest.mark.parametrize("objective", ["mean", "worst", "target:pes2o",
+                                       {"kind": "weighted", "weights": {"books": 1.0, "cc": 3.0}}])
+def test_gp_step_for_every_model_and_objective(seedlike, model, objective):
+    space = bomix.MixtureSpace(seedlike.domains)
+    X = space.sample(12, method="sobol", seed=1)
+    h = history_from(space, X, seedlike.true_losses, objective=objective)
+    out = BayesOpt(seed=0, model=model, **FAST).suggest(h, 2)
+    assert [p.source for p in out] == ["bo/gp", "bo/gp"]
+    for p in out:
+        space.validate(p.weights)
+    assert np.abs(out[0].weights - out[1].weights).max() > 1e-6
+
+
+def test_same_history_same_proposals_and_pending_are_avoided(seedlike):
+    space = bomix.MixtureSpace(seedlike.domains)
+    X = space.sample(10, method="sobol", seed=2)
+    h = history_from(space, X, seedlike.true_losses)
+    a = BayesOpt(seed=1, **FAST).suggest(h, 1)[0].weights
+    b = BayesOpt(seed=1, **FAST).suggest(h, 1)[0].weights
+    np.testing.assert_array_equal(a, b)
+    # the same point, now pending: the next proposal goes elsewhere
+    pending = history_from(space, np.vstack([X, a]), seedlike.true_losses, states=[TrialState.COMPLETED] * 10
+                           + [TrialState.RUNNING])
+    c = BayesOpt(seed=1, **FAST).suggest(pending, 1)[0].weights
+    assert np.abs(c - a).max() > 1e-3
+
+
+def test_failed_mixture_is_not_proposed_again(seedlike):
+    space = bomix.MixtureSpace(seedlike.domains)
+    X = space.sample(10, method="sobol", seed=2)
+    opt = BayesOpt(seed=1, **FAST)
+    h = history_from(space, X, seedlike.true_losses)
+    first = opt.suggest(h, 1)[0].weights
+    failed = history_from(space, np.vstack([X, first]), seedlike.true_losses,
+                          states=[TrialState.COMPLETED] * 10 + [TrialState.FAILED])
+    again = opt.suggest(failed, 1)[0].weights
+    assert np.abs(again - first).max() > 1e-3
+
+
+def test_constant_values_and_duplicates_do_not_break_the_fit():
+    space = bomix.MixtureSpace(["a", "b", "c"])
+    X = np.vstack([space.sample(4, seed=0)] * 2)  # every mixture twice
+    h = history_from(space, X, lambda x: {"a": 3.0, "b": 3.0, "c": 3.0})
+    for p in BayesOpt(seed=0, **FAST).suggest(h, 2):
+        space.validate(p.weights)
+
+
+@pytest.mark.parametrize("k", [2, 32])
+def test_small_and_large_k(k):
+    space = bomix.MixtureSpace([f"d{i}" for i in range(k)])
+    X = space.sample(8, method="sobol", seed=0)
+    h = history_from(space, X, lambda x: testing.toy_losses(space, x))
+    (p,) = BayesOpt(seed=0, **FAST).suggest(h, 1)
+    assert p.source == "bo/gp"
+    space.validate(p.weights, atol=0)
+
+
+def test_narrow_capped_polytope_with_floors():
+    space = bomix.MixtureSpace(["a", "b", "c", "d"], floors={"a": 0.1, "d": 0.05}, caps=[0.3, 0.3, 0.3, 0.15])
+    X = space.sample(8, method="sobol", seed=0)
+    h = history_from(space, X, lambda x: testing.toy_losses(space, x))
+    for p in BayesOpt(seed=0, **FAST).suggest(h, 3):
+        space.validate(p.weights, atol=0)  # exactly feasible, not within a tolerance
+
+
+@pytest.mark.parametrize("over", ["evaluated", "simplex"])
+def test_recommendation_is_model_based_with_uncertainty(seedlike, over):
+    space = bomix.MixtureSpace(seedlike.domains)
+    X = space.sample(24, method="sobol", seed=4)
+    noisy = get_evaluator("landscape", name="seedlike", noise_sd=0.017, seed=0)
+    h = history_from(space, X, lambda x: noisy.evaluate(x).losses)
+    rec = BayesOpt(seed=0, recommend_over=over, **FAST).recommend(h)
+    assert rec.sd is not None and 0 < rec.sd < 0.1
+    assert abs(rec.value - seedlike.true_value(rec.weights)) < 0.05
+    if over == "evaluated":
+        assert rec.trial is not None and h.trials[rec.trial].weights == pytest.approx(rec.weights)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(bomix.errors.ConfigError, match="model must be one of"):
+        BayesOpt(model="multitask")
+    with pytest.raises(bomix.errors.ConfigError, match="n_init must be an integer"):
+        BayesOpt(n_init=0)
+
+
+def test_study_with_bo_replicates_the_top_mixtures(tmp_path, seedlike):
+    space = bomix.MixtureSpace(seedlike.domains)
+    study = bomix.create_study(tmp_path / "s", space=space, optimizer=BayesOpt(seed=0, **FAST))
+    study.optimize(seedlike, n_trials=8)
+    table = study.replicate(seedlike, top=2, repeats=2)
+    assert len(table) == 2 and (table["n_evaluations"] == 3).all()
+    assert len(study.trials) == 12
+    assert {t.proposed_by for t in study.trials[8:]} == {"replicate"}
+    assert study.replicate(seedlike, top=2, repeats=2).equals(table)  # nothing missing: nothing added
+    assert len(study.trials) == 12
+
+
+@pytest.mark.slow
+def test_ax_default_runs_a_study_through_its_init_and_model_phases(tmp_path, seedlike):
+    space = bomix.MixtureSpace(seedlike.domains)
+    study = bomix.create_study(tmp_path / "s", space=space, optimizer="ax_default")
+    study.optimize(seedlike, n_trials=9)
+    sources = [t.proposed_by for t in study.trials]
+    assert sources[0] == "ax_default/CenterOfSearchSpace" and "ax_default/MBM" in sources
+    for t in study.trials:
+        space.validate(t.weights, atol=0)
