@@ -98,6 +98,7 @@ class Study:
         """Rebuild trials and the queue from the journal."""
         trials: dict[int, Trial] = {}
         queue: dict[int, dict] = {}
+        next_qid = 0
         for lineno, e in enumerate(self._journal.read(), start=1):
             try:
                 kind = e["event"]
@@ -106,6 +107,7 @@ class Study:
                 if kind == "enqueue":
                     self.space.validate(e["weights"])
                     queue[e["id"]] = e
+                    next_qid = max(next_qid, e["id"] + 1)
                 elif kind == "create":
                     if e["number"] != len(trials):
                         raise ValueError(f"trial number {e['number']} out of sequence (expected {len(trials)})")
@@ -138,6 +140,7 @@ class Study:
                 raise StudyError(f"{self._journal.path} line {lineno} is not a valid event ({err}): {e!r}") from None
         self._trials = [trials[i] for i in range(len(trials))]
         self._queue = queue
+        self._next_qid = next_qid
 
     def _score(self, losses: Mapping[str, float]) -> float | None:
         try:
@@ -235,12 +238,12 @@ class Study:
             self._enqueue(x, source=source)
 
     def _enqueue(self, x, *, source: str, retry_of: int | None = None, seed: int | None = None,
-                 front: bool = False) -> None:
-        qid = max([*self._queue, *[-1]]) + 1
-        event = {"event": "enqueue", "id": qid, "weights": list(map(float, x)), "source": source,
-                 "retry_of": retry_of, "seed": seed, "front": front}
+                 front: bool = False, info: dict | None = None) -> None:
+        event = {"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
+                 "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}}
         self._append(event)
-        self._queue[qid] = event
+        self._queue[self._next_qid] = event
+        self._next_qid += 1
 
     def _next_queued(self) -> dict | None:
         if not self._queue:
@@ -258,7 +261,7 @@ class Study:
             while len(new) < n and (q := self._next_queued()) is not None:
                 seed = q["seed"] if q.get("seed") is not None else self._next_seed()
                 new.append(self._create(self.space.validate(q["weights"]), q["source"], seed,
-                                        enqueue_id=q["id"], retry_of=q.get("retry_of")))
+                                        enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info")))
             if len(new) < n:
                 proposals = self.optimizer.suggest(self.history(), n - len(new))
                 for p in proposals:
@@ -338,7 +341,7 @@ class Study:
         self._append({"event": "abandon", "number": t.number, "error": reason})
         t.state, t.error, t.finished_at = TrialState.ABANDONED, reason, time.time()
         origin = t.retry_of if t.retry_of is not None else t.number
-        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True)
+        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=t.extra)
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
                  show_progress: bool | None = None) -> Study:
@@ -360,6 +363,67 @@ class Study:
         self._writable()
         get_runner(runner).run(self, evaluator, n_trials, n_parallel, show_progress=show_progress)
         return self
+
+    def top_trials(self, m: int) -> list[Trial]:
+        """The m best distinct COMPLETED mixtures: by the optimizer's posterior mean when it has a
+        model (`predict`), else by observed value. Replicates rank with the trial they replicate."""
+        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None
+                and "replicate_of" not in t.extra]
+        if not done:
+            return []
+        predict = getattr(self.optimizer, "predict", None)
+        history = self.history()
+        if predict is not None and len(history.completed) >= 2:
+            score = predict(history, np.array([t.x for t in done]))[0]
+        else:
+            score = np.array([t.value for t in done])
+        return [done[i] for i in np.argsort(score, kind="stable")[:m]]
+
+    def replicate(self, evaluator, *, top: int = 3, repeats: int = 2, n_parallel: int = 1, runner="inline",
+                  show_progress: bool | None = None):
+        """Re-evaluate the `top` best mixtures `repeats` more times each, with fresh trial seeds.
+
+        The replicates are ordinary trials (proposed_by "replicate", extra["replicate_of"] = the
+        original's number), so they also sharpen the model. Calling again after an interruption
+        only adds what is missing. Returns `replicates()`.
+        """
+        if not isinstance(top, int) or top < 1 or not isinstance(repeats, int) or repeats < 1:
+            raise ConfigError(f"top and repeats must be integers >= 1, got top={top!r}, repeats={repeats!r}")
+        with self._mutex:
+            self._writable()
+            have: dict[int, int] = {}
+            for t in [*self._trials, *self._queue.values()]:
+                info = t.extra if isinstance(t, Trial) else t.get("info") or {}
+                if "replicate_of" in info and not (isinstance(t, Trial) and t.state is TrialState.ABANDONED):
+                    have[info["replicate_of"]] = have.get(info["replicate_of"], 0) + 1
+            # mixtures already being replicated keep their place (a rerun must not switch to others
+            # just because the replicates moved the model); fill up with the current top ones
+            picks = [self._trials[n] for n in have][:top]
+            picks += [t for t in self.top_trials(top) if t.number not in have][:top - len(picks)]
+            for t in picks:
+                for _ in range(repeats - have.get(t.number, 0)):
+                    self._enqueue(t.x, source="replicate", info={"replicate_of": t.number})
+            queued = sum("replicate_of" in (e.get("info") or {}) for e in self._queue.values())
+        self.optimize(evaluator, n_trials=self.n_finished + queued, n_parallel=n_parallel, runner=runner,
+                      show_progress=show_progress)
+        return self.replicates()
+
+    def replicates(self):
+        """A DataFrame per replicated mixture: its first value, the replicates' mean, sd and count,
+        and `luck` = first value - mean of all its evaluations (how lucky the first draw was)."""
+        import pandas as pd
+
+        rows = []
+        for t in self._trials:
+            reps = [r.value for r in self._trials if r.extra.get("replicate_of") == t.number
+                    and r.state is TrialState.COMPLETED and r.value is not None]
+            if reps and t.value is not None:
+                values = np.array([t.value, *reps])
+                rows.append({"number": t.number, "value": t.value, "n_evaluations": len(values),
+                             "mean": values.mean(), "sd": values.std(ddof=1), "luck": t.value - values.mean(),
+                             **{f"w_{d}": w for d, w in t.weights.items()}})
+        return pd.DataFrame(rows, columns=["number", "value", "n_evaluations", "mean", "sd", "luck",
+                                           *[f"w_{d}" for d in self.space.domains]])
 
     def __repr__(self) -> str:
         return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"

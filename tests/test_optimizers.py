@@ -15,7 +15,11 @@ def factory(name):
     return make
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+SLOW = {"ax_default"}  # rebuilds an Ax Client and fits Ax's default model on every call
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(OPTIMIZERS)])
 @pytest.mark.parametrize("check", testing.CHECKS, ids=lambda c: c.__name__)
 def test_contract(name, check):
     check(factory(name))
