@@ -20,9 +20,12 @@ def _print_best(study) -> None:
     for d, w in best.weights.items():
         print(f"  {d:<16} {w:.4f}")
     rec = study.recommend()
-    if rec is not None and rec.trial != best.number:
-        sd = "" if rec.sd is None else f" +- {rec.sd:.4f}"
-        print(f"recommended ({rec.source}): value {rec.value:.4f}{sd}")
+    if rec is None or rec.source == "best observed":
+        return
+    sd = "" if rec.sd is None else f" +- {rec.sd:.4f}"
+    where = "" if rec.trial is None else f"trial {rec.trial}, "
+    print(f"recommended ({rec.source}): {where}predicted {study.objective.kind} loss {rec.value:.4f}{sd}")
+    if rec.trial != best.number:
         for d, w in rec.weights.items():
             print(f"  {d:<16} {w:.4f}")
 
@@ -46,6 +49,13 @@ def _campaign(config, *, show_progress):
     try:
         study.optimize(evaluator, n_trials=config.study.n_trials, n_parallel=config.study.n_parallel,
                        runner=config.study.runner, show_progress=progress)
+        if config.study.replicate_top:
+            table = study.replicate(evaluator, top=config.study.replicate_top, repeats=config.study.replicate_repeats,
+                                    n_parallel=config.study.n_parallel, runner=config.study.runner,
+                                    show_progress=progress)
+            print("replicated top mixtures (value = first evaluation; luck = value - mean of all evaluations):")
+            print(table[["number", "value", "mean", "sd", "n_evaluations", "luck"]].to_string(index=False,
+                                                                                          float_format="%.4f"))
     except KeyboardInterrupt:
         print(f"\ninterrupted: {study.n_finished} trials are saved in {study.directory}; run the same command "
               "again to resume", file=sys.stderr)
@@ -78,7 +88,7 @@ def cmd_demo(args) -> None:
                  'evaluator.params={name = "seedlike", noise_sd = 0.017, seed = 0}']
     config = load_config(None, overrides)
     print(f"demo: {args.n_trials} trials of {args.optimizer!r} on the built-in 'seedlike' landscape "
-          "(5 domains, noise sd 0.017; an analytic stand-in for proxy trainings, no GPU or download)")
+          "(5 domains, noise sd 0.017; an analytic stand-in for proxy trainings, no GPU or download)", flush=True)
     study, ev = _campaign(config, show_progress=args.progress)
     if study.best_trial is not None:
         true = ev.true_value(study.best_trial.weights)
@@ -135,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a demo campaign on a built-in test landscape (no GPU, no download)")
     p.add_argument("--dir", type=Path, default=Path("runs/demo"), help="study directory (default runs/demo)")
     p.add_argument("--n-trials", type=int, default=32)
-    p.add_argument("--optimizer", default="sobol")
+    p.add_argument("--optimizer", default="bo", help="a registered optimizer (default bo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     p.set_defaults(func=cmd_demo)

@@ -44,12 +44,17 @@ class StudyConfig:
     runner: str = "inline"             # where trials run
     objective: str | dict = "mean"     # what to minimise, from per-domain losses
     show_progress: bool | None = None  # progress bar; None: only on a terminal
+    replicate_top: int = 0             # after the budget, re-evaluate the m best mixtures ...
+    replicate_repeats: int = 2         # ... this many more times each, with fresh seeds
 
     def __post_init__(self):
         if self.n_trials < 0:
             raise ConfigError(f"study.n_trials must be >= 0, got {self.n_trials}")
         if self.n_parallel < 1:
             raise ConfigError(f"study.n_parallel must be >= 1, got {self.n_parallel}")
+        if self.replicate_top < 0 or self.replicate_repeats < 1:
+            raise ConfigError(f"study.replicate_top must be >= 0 and study.replicate_repeats >= 1, got "
+                              f"{self.replicate_top} and {self.replicate_repeats}")
 
 
 @dataclass(frozen=True)

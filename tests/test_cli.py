@@ -119,3 +119,16 @@ def test_sigkill_three_times_then_resume_gives_the_uninterrupted_trials(tmp_path
     assert [t.seed for t in done] == [t.seed for t in ref.trials]
     assert [t.losses for t in done] == [t.losses for t in ref.trials]
     assert len({tuple(t.weights.values()) for t in done}) == 40  # none duplicated
+
+
+def test_bo_config_with_replicates(tmp_path, repo_root, capsys):
+    d = tmp_path / "bo"
+    fast = "optimizer.params={n_init = 4, num_restarts = 2, raw_samples = 64, mc_samples = 32}"
+    args = ["run", str(repo_root / "experiments/configs/seedlike_bo.toml"), "--set", f"study.dir='{d}'",
+            "--set", "study.n_trials=7", "--set", "study.replicate_top=2", "--set", "study.replicate_repeats=1",
+            "--set", fast, "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "replicated top mixtures" in out and "recommended (posterior mean" in out
+    study = bomix.load_study(d)
+    assert len(study.trials) == 9 and [t.proposed_by for t in study.trials[7:]] == ["replicate"] * 2
