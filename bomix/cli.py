@@ -104,7 +104,7 @@ def cmd_status(args) -> None:
     counts = {s.value: sum(t.state is s for t in study.trials) for s in TrialState}
     print(f"study {study.directory}: optimizer {study.optimizer.name}, objective {study.objective.kind}, "
           f"{len(study.space.domains)} domains")
-    print("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(study._queue)} queued")
+    print("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(study.queued)} queued")
     best = study.best_trial
     print("best so far: " + ("none" if best is None else f"{best.value:.4f} (trial {best.number})"))
 

@@ -185,6 +185,11 @@ class Study:
         return [t for t in self._trials if t.state is TrialState.RUNNING]
 
     @property
+    def queued(self) -> list[dict[str, float]]:
+        """Mixtures waiting in the queue (enqueued, or abandoned and to be redone), in order."""
+        return [self.space.to_mixture(e["weights"]) for e in self._queue.values()]
+
+    @property
     def n_finished(self) -> int:
         """Trials that count against the budget: COMPLETED plus FAILED."""
         return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in self._trials)
