@@ -370,65 +370,27 @@ class Study:
         return self
 
     def top_trials(self, m: int) -> list[Trial]:
-        """The m best distinct COMPLETED mixtures: by the optimizer's posterior mean when it has a
-        model (`predict`), else by observed value. Replicates rank with the trial they replicate."""
-        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None
-                and "replicate_of" not in t.extra]
-        if not done:
-            return []
-        predict = getattr(self.optimizer, "predict", None)
-        history = self.history()
-        if predict is not None and len(history.completed) >= 2:
-            score = predict(history, np.array([t.x for t in done]))[0]
-        else:
-            score = np.array([t.value for t in done])
-        return [done[i] for i in np.argsort(score, kind="stable")[:m]]
+        """The m best distinct COMPLETED mixtures, by the model's posterior mean where the optimizer
+        has one (`predict`), else by observed value; replicates rank with their original."""
+        from bomix.replicates import top_trials
+
+        return top_trials(self, m)
 
     def replicate(self, evaluator, *, top: int = 3, repeats: int = 2, n_parallel: int = 1, runner="inline",
                   show_progress: bool | None = None):
-        """Re-evaluate the `top` best mixtures `repeats` more times each, with fresh trial seeds.
+        """Re-evaluate the `top` best mixtures `repeats` more times each, with fresh trial seeds, and
+        return `replicates()`. See bomix.replicates."""
+        from bomix.replicates import replicate
 
-        The replicates are ordinary trials (proposed_by "replicate", extra["replicate_of"] = the
-        original's number), so they also sharpen the model. Calling again after an interruption
-        only adds what is missing. Returns `replicates()`.
-        """
-        if not isinstance(top, int) or top < 1 or not isinstance(repeats, int) or repeats < 1:
-            raise ConfigError(f"top and repeats must be integers >= 1, got top={top!r}, repeats={repeats!r}")
-        with self._mutex:
-            self._writable()
-            have: dict[int, int] = {}
-            for t in [*self._trials, *self._queue.values()]:
-                info = t.extra if isinstance(t, Trial) else t.get("info") or {}
-                if "replicate_of" in info and not (isinstance(t, Trial) and t.state is TrialState.ABANDONED):
-                    have[info["replicate_of"]] = have.get(info["replicate_of"], 0) + 1
-            # mixtures already being replicated keep their place (a rerun must not switch to others
-            # just because the replicates moved the model); fill up with the current top ones
-            picks = [self._trials[n] for n in have][:top]
-            picks += [t for t in self.top_trials(top) if t.number not in have][:top - len(picks)]
-            for t in picks:
-                for _ in range(repeats - have.get(t.number, 0)):
-                    self._enqueue(t.x, source="replicate", info={"replicate_of": t.number})
-            queued = sum("replicate_of" in (e.get("info") or {}) for e in self._queue.values())
-        self.optimize(evaluator, n_trials=self.n_finished + queued, n_parallel=n_parallel, runner=runner,
-                      show_progress=show_progress)
-        return self.replicates()
+        return replicate(self, evaluator, top=top, repeats=repeats, n_parallel=n_parallel, runner=runner,
+                         show_progress=show_progress)
 
     def replicates(self):
-        """A DataFrame per replicated mixture: its first value, the replicates' mean, sd and count,
-        and `luck` = first value - mean of all its evaluations (how lucky the first draw was)."""
-        import pandas as pd
+        """A DataFrame per replicated mixture: first value, mean, sd and count of all its evaluations,
+        and `luck` = first value - mean (how lucky the first draw was)."""
+        from bomix.replicates import replicates_table
 
-        rows = []
-        for t in self._trials:
-            reps = [r.value for r in self._trials if r.extra.get("replicate_of") == t.number
-                    and r.state is TrialState.COMPLETED and r.value is not None]
-            if reps and t.value is not None:
-                values = np.array([t.value, *reps])
-                rows.append({"number": t.number, "value": t.value, "n_evaluations": len(values),
-                             "mean": values.mean(), "sd": values.std(ddof=1), "luck": t.value - values.mean(),
-                             **{f"w_{d}": w for d, w in t.weights.items()}})
-        return pd.DataFrame(rows, columns=["number", "value", "n_evaluations", "mean", "sd", "luck",
-                                           *[f"w_{d}" for d in self.space.domains]])
+        return replicates_table(self)
 
     def __repr__(self) -> str:
         return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"

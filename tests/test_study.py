@@ -278,3 +278,18 @@ def test_evaluation_rejects_garbage():
         Evaluation(losses={"a": "4.2"})
     with pytest.raises(EvaluationError, match="finite.*inf"):
         Evaluation(losses={"a": float("inf")})
+
+
+def test_replicate_after_an_interruption_completes_the_same_picks(tmp_path, space5):
+    s = bomix.create_study(tmp_path / "s", space=space5, seed=0)
+    s.optimize(Toy(), n_trials=6)
+    picks = [t.number for t in s.top_trials(2)]
+    with pytest.raises(KeyboardInterrupt):
+        s.replicate(Toy(interrupt_on={7}), top=2, repeats=2)
+    table = s.replicate(Toy(), top=2, repeats=2)
+    assert sorted(table["number"]) == sorted(picks) and (table["n_evaluations"] == 3).all()
+    reps = [t for t in s.trials if t.proposed_by == "replicate" and t.state is TrialState.COMPLETED]
+    assert len(reps) == 4
+    assert len({t.seed for t in s.trials if t.state is TrialState.COMPLETED}) == 10  # fresh seeds, redo kept its own
+    with pytest.raises(ConfigError, match="top must be an integer >= 1"):
+        s.replicate(Toy(), top=0)
