@@ -31,7 +31,7 @@ def test_demo_prints_best_and_where(tmp_path, capsys):
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--n-trials", "6", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "best observed: trial" in out and str(tmp_path / "demo") in out
-    assert "true (noise-free) loss" in out
+    assert "true (noise-free) losses" in out
 
 
 def test_run_status_best_export(tmp_path, repo_root, capsys):
