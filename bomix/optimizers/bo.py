@@ -42,14 +42,25 @@ FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood ha
 
 @contextlib.contextmanager
 def _torch_threads(n: int):
+    """Run torch on n threads (restored afterwards), with BoTorch's numerical warnings silenced."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def _box_and_simplex(space):
+    """optimize_acqf's bounds (floors, caps) and the equality constraint sum(r) = 1."""
+    import torch
+
+    bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
+    return bounds, [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
 
 
 class BayesOpt(Optimizer):
@@ -114,8 +125,7 @@ class BayesOpt(Optimizer):
             need = 0
         if need:
             pending = [p.weights for p in proposals]
-            with _torch_threads(self.n_threads), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with _torch_threads(self.n_threads):
                 proposals += self._acquire(history, need, pending)
         return proposals
 
@@ -129,8 +139,7 @@ class BayesOpt(Optimizer):
         model, objective = self._fit(history)
         X_base = torch.as_tensor(history.X(), dtype=torch.double)
         blocked = [t.x for t in history.pending + history.failed] + list(pending_extra)
-        bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
-        eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
+        bounds, eq = _box_and_simplex(space)
         chosen: list[Proposal] = []
         for j in range(n):
             X_pending = [*blocked, *[p.weights for p in chosen]]
@@ -205,8 +214,7 @@ class BayesOpt(Optimizer):
         """Posterior mean and sd of the objective at (p, k) mixtures X, from a model of `history`."""
         import torch
 
-        with _torch_threads(self.n_threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _torch_threads(self.n_threads):
             torch.manual_seed(self._step_seed(history))
             model, objective = self._fit(history)
             Xt = torch.as_tensor(np.atleast_2d(X), dtype=torch.double)
@@ -240,16 +248,14 @@ class BayesOpt(Optimizer):
         from botorch.sampling import SobolQMCNormalSampler
 
         space = history.space
-        with _torch_threads(self.n_threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _torch_threads(self.n_threads):
             torch.manual_seed(self._step_seed(history))
             model, objective = self._fit(history)
             sampler = SobolQMCNormalSampler(sample_shape=torch.Size([256]), seed=self.seed)
             acqf = qSimpleRegret(model, sampler=sampler, objective=objective)
             ics = torch.as_tensor(space.sample(self.num_restarts, method="sobol", seed=self.seed),
                                   dtype=torch.double).unsqueeze(1)
-            bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
-            eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
+            bounds, eq = _box_and_simplex(space)
             x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
                                  equality_constraints=eq)
         return space.project(x.detach().numpy().reshape(-1))
