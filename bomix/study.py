@@ -95,52 +95,56 @@ class Study:
 
     # -- loading ------------------------------------------------------------------------------
     def _replay(self) -> None:
-        """Rebuild trials and the queue from the journal."""
-        trials: dict[int, Trial] = {}
-        queue: dict[int, dict] = {}
-        next_qid = 0
+        """Rebuild trials and the queue from the journal (the state is kept if a line is invalid)."""
+        saved = (getattr(self, "_trials", []), getattr(self, "_queue", {}), getattr(self, "_next_qid", 0))
+        self._trials, self._queue, self._next_qid = [], {}, 0
         for lineno, e in enumerate(self._journal.read(), start=1):
             try:
-                kind = e["event"]
-                if kind not in EVENTS:
-                    raise ValueError(f"event must be one of {list(EVENTS)}, got {kind!r}")
-                if kind == "enqueue":
-                    self.space.validate(e["weights"])
-                    queue[e["id"]] = e
-                    next_qid = max(next_qid, e["id"] + 1)
-                elif kind == "create":
-                    if e["number"] != len(trials):
-                        raise ValueError(f"trial number {e['number']} out of sequence (expected {len(trials)})")
-                    queue.pop(e.get("enqueue_id"), None)
-                    trials[e["number"]] = Trial(
-                        number=e["number"], weights=self.space.to_mixture(self.space.validate(e["weights"])),
-                        proposed_by=e["proposed_by"], seed=e["seed"], created_at=e["time"],
-                        retry_of=e.get("retry_of"), extra=e.get("info") or {})
-                else:
-                    if e["number"] not in trials:
-                        raise ValueError(f"{kind} of trial {e['number']}, which was never created")
-                    t = trials[e["number"]]
-                    if t.state is not TrialState.RUNNING:
-                        log.warning("journal line %d: ignoring %s of trial %d, already %s", lineno, kind, t.number,
-                                    t.state.value)
-                        continue
-                    t.finished_at = e["time"]
-                    if kind == "complete":
-                        t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
-                        t.cost, t.curves = e.get("cost") or {}, e.get("curves")
-                        t.extra.update(e.get("extra") or {})
-                        t.value = self._score(t.losses)
-                    else:
-                        t.state = TrialState.FAILED if kind == "fail" else TrialState.ABANDONED
-                        t.error = e.get("error")
+                self._apply(e, where=f"journal line {lineno}")
             except KeyError as err:
+                self._trials, self._queue, self._next_qid = saved
                 raise StudyError(f"{self._journal.path} line {lineno} is not a valid event (missing field {err}): "
                                  f"{e!r}") from None
             except (TypeError, ValueError, BomixError) as err:
+                self._trials, self._queue, self._next_qid = saved
                 raise StudyError(f"{self._journal.path} line {lineno} is not a valid event ({err}): {e!r}") from None
-        self._trials = [trials[i] for i in range(len(trials))]
-        self._queue = queue
-        self._next_qid = next_qid
+
+    def _apply(self, e: dict, *, where: str = "") -> Trial | None:
+        """Apply one journal event to the in-memory state. Replay and live writes both come through
+        here, so a study in memory is always exactly what reloading its journal gives."""
+        kind = e["event"]
+        if kind not in EVENTS:
+            raise ValueError(f"event must be one of {list(EVENTS)}, got {kind!r}")
+        if kind == "enqueue":
+            self.space.validate(e["weights"])
+            self._queue[e["id"]] = e
+            self._next_qid = max(self._next_qid, e["id"] + 1)
+            return None
+        if kind == "create":
+            if e["number"] != len(self._trials):
+                raise ValueError(f"trial number {e['number']} out of sequence (expected {len(self._trials)})")
+            self._queue.pop(e.get("enqueue_id"), None)
+            trial = Trial(number=e["number"], weights=self.space.to_mixture(self.space.validate(e["weights"])),
+                          proposed_by=e["proposed_by"], seed=e["seed"], created_at=e["time"],
+                          retry_of=e.get("retry_of"), extra=dict(e.get("info") or {}))
+            self._trials.append(trial)
+            return trial
+        if not 0 <= e["number"] < len(self._trials):
+            raise ValueError(f"{kind} of trial {e['number']}, which was never created")
+        t = self._trials[e["number"]]
+        if t.state is not TrialState.RUNNING:
+            log.warning("%s: ignoring %s of trial %d, already %s", where, kind, t.number, t.state.value)
+            return t
+        t.finished_at = e["time"]
+        if kind == "complete":
+            t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
+            t.cost, t.curves = e.get("cost") or {}, e.get("curves")
+            t.extra.update(e.get("extra") or {})
+            t.value = self._score(t.losses)
+        else:
+            t.state = TrialState.FAILED if kind == "fail" else TrialState.ABANDONED
+            t.error = e.get("error")
+        return t
 
     def _score(self, losses: Mapping[str, float]) -> float | None:
         try:
@@ -231,9 +235,11 @@ class Study:
         return import_runs(self, ratios, metrics, **kwargs)
 
     # -- writing ------------------------------------------------------------------------------
-    def _append(self, event: dict) -> None:
-        event = {**event, "time": time.time()} if "time" not in event else event
-        self._journal.append(_jsonable(event))
+    def _record(self, event: dict) -> Trial | None:
+        """Append an event to the journal (durably), then apply it in memory."""
+        event = _jsonable({"time": time.time(), **event})
+        self._journal.append(event)
+        return self._apply(event)
 
     def enqueue(self, weights, *, source: str = "enqueued") -> None:
         """Queue a mixture to be evaluated before the optimizer is asked again (FIFO)."""
@@ -244,11 +250,8 @@ class Study:
 
     def _enqueue(self, x, *, source: str, retry_of: int | None = None, seed: int | None = None,
                  front: bool = False, info: dict | None = None) -> None:
-        event = {"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
-                 "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}}
-        self._append(event)
-        self._queue[self._next_qid] = event
-        self._next_qid += 1
+        self._record({"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
+                      "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}})
 
     def _next_queued(self) -> dict | None:
         if not self._queue:
@@ -292,16 +295,9 @@ class Study:
         return (self.seed * 1_000_003 + slot) % 2**31
 
     def _create(self, x, proposed_by: str, seed: int, *, enqueue_id=None, retry_of=None, info=None) -> Trial:
-        number = len(self._trials)
-        event = {"event": "create", "number": number, "weights": list(map(float, x)), "proposed_by": proposed_by,
-                 "seed": int(seed), "enqueue_id": enqueue_id, "retry_of": retry_of, "info": info or {},
-                 "time": time.time()}
-        self._append(event)
-        self._queue.pop(enqueue_id, None)
-        trial = Trial(number, self.space.to_mixture(x), proposed_by=proposed_by, seed=int(seed),
-                      created_at=event["time"], retry_of=retry_of, extra=dict(info or {}))
-        self._trials.append(trial)
-        return trial
+        return self._record({"event": "create", "number": len(self._trials), "weights": list(map(float, x)),
+                             "proposed_by": proposed_by, "seed": int(seed), "enqueue_id": enqueue_id,
+                             "retry_of": retry_of, "info": info or {}})
 
     def _get(self, trial) -> Trial:
         number = trial.number if isinstance(trial, Trial) else trial
@@ -327,24 +323,19 @@ class Study:
                 if evaluation is None:
                     raise StudyError(f"completing trial {t.number} needs its evaluation (per-domain losses), got None")
                 ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
-                value = self.objective(ev.losses)  # raises if the objective's domains are missing
-                self._append({"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
+                self.objective(ev.losses)  # raises, writing nothing, if the objective's domains are missing
+                self._record({"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
                               "curves": ev.curves, "extra": ev.extra})
-                t.state, t.losses, t.cost, t.curves, t.value = state, ev.losses, ev.cost, ev.curves, value
-                t.extra.update(ev.extra)
             elif state is TrialState.FAILED:
-                self._append({"event": "fail", "number": t.number, "error": error or "unknown error"})
-                t.state, t.error = state, error or "unknown error"
+                self._record({"event": "fail", "number": t.number, "error": error or "unknown error"})
             elif state is TrialState.ABANDONED:
                 self._abandon(t, error or "abandoned")
             else:
                 raise StudyError(f"state must be completed, failed or abandoned, got {state.value}")
-            t.finished_at = time.time()
             return t
 
     def _abandon(self, t: Trial, reason: str) -> None:
-        self._append({"event": "abandon", "number": t.number, "error": reason})
-        t.state, t.error, t.finished_at = TrialState.ABANDONED, reason, time.time()
+        self._record({"event": "abandon", "number": t.number, "error": reason})
         origin = t.retry_of if t.retry_of is not None else t.number
         self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=t.extra)
 

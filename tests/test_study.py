@@ -293,3 +293,13 @@ def test_replicate_after_an_interruption_completes_the_same_picks(tmp_path, spac
     assert len({t.seed for t in s.trials if t.state is TrialState.COMPLETED}) == 10  # fresh seeds, redo kept its own
     with pytest.raises(ConfigError, match="top must be an integer >= 1"):
         s.replicate(Toy(), top=0)
+
+
+def test_a_study_in_memory_equals_its_reloaded_journal(tmp_path, space5):
+    s = bomix.create_study(tmp_path / "s", space=space5, seed=0)
+    s.enqueue([0.2] * 5, source="uniform")
+    s.optimize(Toy(fail_on={2}), n_trials=5)
+    s.tell(s.ask()[0], state="abandoned")
+    reloaded = bomix.load_study(tmp_path / "s")
+    pd.testing.assert_frame_equal(s.trials_dataframe(), reloaded.trials_dataframe())
+    assert s.queued == reloaded.queued and len(s.queued) == 1
