@@ -151,7 +151,7 @@ class BayesOpt(Optimizer):
             ics, _ = initialize_q_batch(raw, values, n=min(self.num_restarts, self.raw_samples))
             try:
                 x, value = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
-                                         equality_constraints=eq, options={"maxiter": 200})
+                                         equality_constraints=eq, options={"maxiter": 200, "batch_limit": 1})
                 x = space.project(x.detach().numpy().reshape(-1))
             except Exception as e:  # a failed optimisation must not stop a campaign: use the best raw point
                 log.warning("bo: acquisition optimisation failed (%s); using the best start point", e)
