@@ -9,6 +9,7 @@ Families, by name (`landscape(name, **params)`, or `get_evaluator("landscape", n
     "mixing_law"   Ye et al.'s data mixing law L_i = c_i + k_i exp(sum_j t_ij r_j), random parameters.
     "interaction"  log barriers, pairwise products and waves: interactions no mixing law captures.
     "seedlike"     5 domains calibrated to the seed study (uniform 4.466, best 4.35, LLaMA-like 4.68).
+    "bimix_law"    BiMix's law A_i r_i^-alpha_i (B_i s^-beta_i + C_i), random parameters, with loss curves.
 
 Noise model. `noise_sd` is the standard deviation of the MEAN loss over the m validation domains
 (the seed study's seed-to-seed sd of 0.017 is of the mean). Per-domain noise is
@@ -41,6 +42,7 @@ LANDSCAPES: dict[str, str] = {
     "mixing_law": "bomix.evaluators.landscapes:MixingLaw",
     "interaction": "bomix.evaluators.landscapes:Interaction",
     "seedlike": "bomix.evaluators.landscapes:SeedLike",
+    "bimix_law": "bomix.evaluators.landscapes:BiMixLaw",
 }
 
 NOISE_CORRELATION = 0.5  # rho: correlation of the noise of any two validation domains
@@ -380,3 +382,76 @@ class SeedLike(Landscape):
     def true_loss_matrix(self, x: np.ndarray) -> np.ndarray:
         shares = self.e_ + np.asarray(x, dtype=float) @ self.t_.T
         return self.c_ + self.a_ * shares ** -self.alpha_
+
+
+class BiMixLaw(Landscape):
+    """BiMix's bivariate law (Ge et al., arXiv:2405.14908, Eq. 3), one validation domain per
+    training domain, each a function of its own weight r_i and the training step s alone:
+
+        L_i(r_i, s) = A_i * r_i^(-alpha_i) * (B_i * s^(-beta_i) + C_i)
+
+    evaluated at the final step s = `steps` (S). Parameters drawn from `seed`: A_i ~ U[0.9, 1.1];
+    C_i ~ U[1.8, 2.6] nats/token; alpha_i ~ U[0.03, 0.3]; beta_i ~ U[0.3, 0.7]; B_i such that at
+    s = 1000 the reducible term B_i s^(-beta_i) is U[0.15, 0.4] times C_i. Losses at the uniform
+    mixture of k = 5 come out around 2.5-5 nats/token. No cross-domain transfer, so the optimum is
+    BiMix's KKT point: interior, r_i proportional to about (alpha_i K_i)^(1/(1 + alpha_i)).
+    Weights below R_MIN count as R_MIN, so a loss stays finite (and large) at r_i = 0.
+
+    `evaluate` also returns loss curves {name: [(step, loss), ...]} at CURVE_FRACTIONS of S (step
+    S is the reported loss itself, noise included; each earlier step gets its own noise draw of
+    the same model, after the final one, so the final losses equal what the base noise pattern
+    gives). Baselines that fit BiMix can be checked against A_, B_, C_, alpha_, beta_.
+
+    k: number of domains (>= 2). domains: their names, default d0..d{k-1}.
+    steps: S, the final training step the losses are reported at (integer >= 8).
+    Attributes: A_, B_, C_, alpha_, beta_ (k,).
+    """
+
+    family = "bimix_law"
+    R_MIN = 1e-4  # weights below this count as this: finite losses on the simplex's faces
+    CURVE_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)  # steps of the loss curves, as fractions of S
+    REFERENCE_STEP = 1000  # the step B_i is scaled at (fixed, so `steps` does not change the draw)
+
+    def __init__(self, *, k: int = 5, domains=None, seed: int = 0, noise_sd: float = 0.0,
+                 sleep_s: float = 0.0, objective="mean", steps: int = 1000):
+        self.k = k
+        self.steps = steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 8:
+            raise ConfigError(f"steps (the final training step S) must be an integer >= 8, got {steps!r}")
+        super().__init__(domains=_domain_names(_check_k(k), domains), seed=seed, noise_sd=noise_sd,
+                         sleep_s=sleep_s, objective=objective)
+        rng = _param_rng(seed)
+        self.A_ = rng.uniform(0.9, 1.1, k)
+        self.C_ = rng.uniform(1.8, 2.6, k)
+        self.alpha_ = rng.uniform(0.03, 0.3, k)
+        self.beta_ = rng.uniform(0.3, 0.7, k)
+        self.B_ = self.C_ * rng.uniform(0.15, 0.4, k) * float(self.REFERENCE_STEP) ** self.beta_
+
+    @property
+    def curve_steps(self) -> tuple[int, ...]:
+        """The steps `evaluate` reports curves at, ascending, ending at S."""
+        return tuple(sorted({max(1, round(f * self.steps)) for f in self.CURVE_FRACTIONS}))
+
+    def loss_at(self, x: np.ndarray, step) -> np.ndarray:
+        """Noise-free losses of the (n, k) mixtures x after `step` training steps: (n, k) nats/token."""
+        r = np.maximum(np.asarray(x, dtype=float), self.R_MIN)
+        return self.A_ * r ** -self.alpha_ * (self.B_ * float(step) ** -self.beta_ + self.C_)
+
+    def true_loss_matrix(self, x: np.ndarray) -> np.ndarray:
+        return self.loss_at(x, self.steps)
+
+    def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
+        """Landscape.evaluate (same noise, same cost) plus the loss curves, see the class docstring."""
+        start = time.perf_counter()
+        x = self._space.clean(weights)
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        rng = self._rng if context is None else np.random.default_rng([self.seed, context.seed])
+        losses = self.true_loss_matrix(x[None])[0] + self._noise(rng)
+        curves = {name: [] for name in self.loss_names}
+        for step in self.curve_steps:
+            at = losses if step == self.steps else self.loss_at(x[None], step)[0] + self._noise(rng)
+            for name, value in zip(self.loss_names, at.tolist()):
+                curves[name].append((int(step), value))
+        return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
+                          cost={"seconds": time.perf_counter() - start}, curves=curves)
