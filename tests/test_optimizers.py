@@ -7,10 +7,23 @@ from bomix.errors import ConfigError, UnknownNameError
 from bomix.optimizers import OPTIMIZERS
 
 
+LLAMA_SOURCES = ["CommonCrawl", "C4", "GitHub", "Wikipedia", "Books", "ArXiv", "StackExchange"]
+
+
+def contract_params(name, space):
+    """What each registered optimizer needs besides its seed to run the contract on `space`."""
+    if name == "fixed":
+        return {"weights": space.center.tolist()}
+    if name == "llama":  # every domain mapped onto a LLaMA-1 source, round robin
+        return {"mapping": {d: LLAMA_SOURCES[i % len(LLAMA_SOURCES)] for i, d in enumerate(space.domains)}}
+    if name == "regmix":
+        return {"n_simulations": 2000}
+    return {}
+
+
 def factory(name):
     def make(space, seed):
-        params = {"weights": space.center.tolist()} if name == "fixed" else {}
-        return bomix.get_optimizer(name, seed=seed, **params)
+        return bomix.get_optimizer(name, seed=seed, **contract_params(name, space))
 
     return make
 

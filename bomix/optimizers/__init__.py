@@ -12,6 +12,10 @@ OPTIMIZERS: dict[str, str] = {
     "bo": "bomix.optimizers.bo:BayesOpt",
     "ax_default": "bomix.optimizers.ax_default:AxDefault",
     "uniform": "baselines.fixed:Uniform",
+    "llama": "baselines.fixed:Llama",
+    "bimix": "baselines.bimix:BiMix",
+    "mixing_laws": "baselines.mixing_laws:MixingLaws",
+    "regmix": "baselines.regmix:RegMix",
 }
 
 
