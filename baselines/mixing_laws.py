@@ -140,7 +140,7 @@ class MixingLaws(LawBaseline):
         """The law fitted to the completed trials, with its optimum; params say which domains the
         optimum pins to a floor or cap (the law's exponentials often push it to the boundary)."""
         import scipy.optimize  # noqa: F401  (loads scipy's BLAS before the limit below, so it applies)
-        from threadpoolctl import threadpool_limits  # installed with botorch
+        from threadpoolctl import threadpool_limits
 
         # One BLAS thread: L-BFGS-B and SLSQP make many tiny BLAS calls, which ran up to 100x slower
         # on a busy 2-core machine when OpenBLAS could spread them over two threads.
