@@ -7,6 +7,8 @@ from bomix.evaluators.base import Evaluator, TrialContext
 
 EVALUATORS: dict[str, str] = {
     "landscape": "bomix.evaluators.landscapes:landscape",
+    "command": "bomix.evaluators.command:CommandEvaluator",
+    "proxy": "bomix.evaluators.proxy:ProxyEvaluator",
 }
 
 
