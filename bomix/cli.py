@@ -130,6 +130,51 @@ def cmd_export(args) -> None:
     print(f"wrote {out / 'ratios.csv'}, {out / 'metrics.csv'} and {out / 'trials.csv'}")
 
 
+def cmd_train(args) -> None:
+    from bomix.train.__main__ import run
+
+    code = run(args)  # the same code path as `python -m bomix.train`
+    if code:
+        raise SystemExit(code)
+
+
+def _dataset_table(manifest: dict) -> str:
+    tok = manifest["tokenizer"]
+    lines = [f"tokenizer {tok['kind']}, vocabulary {manifest['vocab_size']:,}, {manifest['dtype']}, seed "
+             f"{manifest['seed']}, bomix {manifest['bomix_version']}",
+             f"{'domain':<16} {'train tokens':>14} {'val tokens':>12} {'documents':>10} {'val docs':>9} "
+             f"{'files':>6} {'MB':>8}"]
+    for name, c in manifest["domains"].items():
+        lines.append(f"{name:<16} {c['train_tokens']:>14,} {c['val_tokens']:>12,} "
+                     f"{c['train_documents'] + c['val_documents']:>10,} {c['val_documents']:>9,} {c['files']:>6,} "
+                     f"{c['bytes'] / 1e6:>8.2f}" + ("  (validation only)" if c.get("val_only") else ""))
+    return "\n".join(lines)
+
+
+def cmd_data_build(args) -> None:
+    from bomix.train.data import build_dataset
+
+    try:
+        manifest = build_dataset(args.source, args.output, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                                 val_tokens=args.val_tokens, val_fraction=args.val_fraction,
+                                 val_only=args.val_only or (), seed=args.seed,
+                                 log=lambda line: print(line, flush=True))
+    except ValueError as e:  # bomix.train raises plain ValueErrors (it knows nothing of bomix.errors)
+        print(f"bomix: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"wrote {args.output}")
+    print(_dataset_table(manifest))
+
+
+def cmd_data_info(args) -> None:
+    path = args.dir / "manifest.json"
+    if not path.is_file():
+        print(f"bomix: error: a dataset directory must hold manifest.json, got none in {str(args.dir)!r}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    print(_dataset_table(json.loads(path.read_text())))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bomix import __version__
 
@@ -163,6 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="study directory")
     p.add_argument("-o", "--output", type=Path, default=None, help="output folder (default DIR/export)")
     p.set_defaults(func=cmd_export)
+
+    from bomix.train.__main__ import add_arguments  # argparse only: bomix --help stays light
+
+    p = sub.add_parser("train", help="train the built-in proxy GPT on one mixture (= python -m bomix.train)")
+    add_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="build or describe a tokenised dataset for the built-in proxy trainer")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_sub.add_parser("build", help="tokenise SOURCE/<domain>/ (.txt, .jsonl, .parquet) into OUTPUT")
+    p.add_argument("source", type=Path, help="folder with one subfolder of text per domain")
+    p.add_argument("-o", "--output", type=Path, required=True, help="dataset directory to write")
+    p.add_argument("--tokenizer", choices=["bpe", "bytes"], default="bpe",
+                   help="train a byte-level BPE on the data (default) or use raw UTF-8 bytes (vocabulary 256)")
+    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary (default 8192)")
+    p.add_argument("--val-tokens", type=int, default=None,
+                   help="validation tokens per domain, whole documents (default: --val-fraction of each domain)")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="validation share per domain (default 0.05)")
+    p.add_argument("--val-only", action="append", metavar="DOMAIN",
+                   help="a domain used only for validation (a target set); repeatable")
+    p.add_argument("--seed", type=int, default=0, help="seed of the document shuffle, hence the split (default 0)")
+    p.set_defaults(func=cmd_data_build)
+    p = data_sub.add_parser("info", help="print a dataset's manifest as a table")
+    p.add_argument("dir", type=Path, help="dataset directory")
+    p.set_defaults(func=cmd_data_info)
     return parser
 
 
