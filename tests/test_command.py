@@ -214,6 +214,16 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path, m
 
 
 def test_ctrl_c_kills_the_command_and_propagates(tmp_path):
+    # A Python started with SIGINT ignored (e.g. by `cmd &` in a script, as a CI job may be) keeps
+    # ignoring it: install the default handler so the simulated Ctrl-C raises KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_kills_the_command(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_kills_the_command(tmp_path):
     ev = CommandEvaluator(command=script(tmp_path, CHILD_THEN_SLEEP))
     trial_dir = tmp_path / "t"
 
