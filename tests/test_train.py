@@ -14,31 +14,10 @@ import torch
 
 from bomix.cli import main
 from bomix.train.__main__ import main as train_main
-from bomix.train.data import DomainData, build_dataset
 from bomix.train.model import GPT, PRESETS, count_params, get_preset
 from bomix.train.trainer import TrainConfig, default_tokens, eval_schedule, lr_at, train
-from test_data import make_corpus
 
 FAST = dict(threads=1, eval_tokens=4096)  # one thread: two threads on a busy 2-core host ran 7-10x slower
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("corpus") / "src")
-
-
-@pytest.fixture(scope="module")
-def byte_data(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bytes")
-    build_dataset(corpus, out, tokenizer="bytes")
-    return DomainData(out)
-
-
-@pytest.fixture(scope="module")
-def bpe_data(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bpe")
-    build_dataset(corpus, out, tokenizer="bpe", vocab_size=512)
-    return DomainData(out)
 
 
 UNIFORM = {"code": 1 / 3, "legal": 1 / 3, "noise": 1 / 3}

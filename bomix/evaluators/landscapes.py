@@ -196,8 +196,13 @@ class Landscape(Evaluator):
             time.sleep(self.sleep_s)
         rng = self._rng if context is None else np.random.default_rng([self.seed, context.seed])
         losses = self.true_loss_matrix(x[None])[0] + self._noise(rng)
+        curves = self._curves(x, losses, rng)
         return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
-                          cost={"seconds": time.perf_counter() - start})
+                          cost={"seconds": time.perf_counter() - start}, curves=curves)
+
+    def _curves(self, x: np.ndarray, losses: np.ndarray, rng: np.random.Generator) -> dict | None:
+        """Loss curves to return with the final `losses` (drawing any further noise from `rng`); none here."""
+        return None
 
     def _noise(self, rng: np.random.Generator) -> np.ndarray:
         """(m,) correlated noise whose mean over the m validation domains has sd `noise_sd`."""
@@ -440,18 +445,11 @@ class BiMixLaw(Landscape):
     def true_loss_matrix(self, x: np.ndarray) -> np.ndarray:
         return self.loss_at(x, self.steps)
 
-    def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
-        """Landscape.evaluate (same noise, same cost) plus the loss curves, see the class docstring."""
-        start = time.perf_counter()
-        x = self._space.clean(weights)
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
-        rng = self._rng if context is None else np.random.default_rng([self.seed, context.seed])
-        losses = self.true_loss_matrix(x[None])[0] + self._noise(rng)
+    def _curves(self, x: np.ndarray, losses: np.ndarray, rng: np.random.Generator) -> dict:
+        """The losses at each of `curve_steps`: the final step's are `losses`, earlier ones get later noise draws."""
         curves = {name: [] for name in self.loss_names}
         for step in self.curve_steps:
             at = losses if step == self.steps else self.loss_at(x[None], step)[0] + self._noise(rng)
             for name, value in zip(self.loss_names, at.tolist()):
                 curves[name].append((int(step), value))
-        return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
-                          cost={"seconds": time.perf_counter() - start}, curves=curves)
+        return curves
