@@ -79,6 +79,19 @@ def cmd_run(args) -> None:
     _campaign(load_config(args.config, args.set or []), show_progress=args.progress)
 
 
+def cmd_benchmark(args) -> None:
+    from bomix.benchmark import load_benchmark_config, run_benchmark
+
+    config = load_benchmark_config(args.config, args.set or [])
+    logging.basicConfig(level=logging.WARNING, format="bomix: %(message)s")
+    try:
+        result = run_benchmark(config, args.output, n_workers=args.workers)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    if result.failed:
+        raise SystemExit(1)
+
+
 def cmd_demo(args) -> None:
     from bomix.config import load_config
 
@@ -128,6 +141,14 @@ def cmd_export(args) -> None:
 
     out = bomix.load_study(args.dir).export(args.output)
     print(f"wrote {out / 'ratios.csv'}, {out / 'metrics.csv'} and {out / 'trials.csv'}")
+
+
+def cmd_report(args) -> None:
+    from bomix.report import report
+
+    _setup_logging(True)  # warnings only: the report prints its own progress lines
+    path = report(args.dirs, args.output)
+    print(f"wrote {path} (self-contained), {path.with_suffix('.md')}, the tables as CSV and figures/ in {path.parent}")
 
 
 def cmd_train(args) -> None:
@@ -188,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("benchmark", help="run (or resume) every method x seed of a benchmark TOML into OUT")
+    p.add_argument("config", type=Path, help="benchmark TOML (e.g. experiments/configs/bench_seedlike.toml)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="benchmark folder, created or resumed")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. benchmark.seeds=3")
+    p.add_argument("--workers", type=int, default=None, help="studies at once (default benchmark.n_workers)")
+    p.set_defaults(func=cmd_benchmark)
+
     p = sub.add_parser("demo", help="a demo campaign on a built-in test landscape (no GPU, no download)")
     p.add_argument("--dir", type=Path, default=Path("runs/demo"), help="study directory (default runs/demo)")
     p.add_argument("--n-trials", type=int, default=32)
@@ -208,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="study directory")
     p.add_argument("-o", "--output", type=Path, default=None, help="output folder (default DIR/export)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="tables, figures and one self-contained report.html comparing studies")
+    p.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="benchmark directories or study directories")
+    p.add_argument("-o", "--output", type=Path, required=True, help="report folder to write")
+    p.set_defaults(func=cmd_report)
 
     from bomix.train.__main__ import add_arguments  # argparse only: bomix --help stays light
 

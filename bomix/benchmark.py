@@ -1,0 +1,477 @@
+"""Fixed-budget benchmarks: every method x seeds x budget on one evaluator and objective.
+
+    [benchmark]
+    methods = ["bo", "sobol", "uniform"]       # or a table: label -> {name = "bo", params = {...}}
+    seeds = 10                                 # seeds 0..9, or a list of seeds
+    budget = 64                                # finished trials per study
+    n_workers = 1                              # studies run at once (processes)
+    # fixed = ["uniform"]                      # labels evaluated once (default: fixed-mixture optimizers)
+    # replicate_top = 3                        # then re-evaluate each study's 3 best mixtures ...
+    # replicate_repeats = 2                    # ... twice more each, with fresh seeds
+
+    [study]
+    objective = "mean"                         # the only [study] key a benchmark takes
+
+    [space] and [evaluator]: as in a campaign config (bomix.config). An empty space.domains takes
+    the evaluator's domains.
+
+OUT/benchmark.json                  the resolved benchmark, written once; a rerun must match it
+OUT/studies/<label>/seed-<s>/       one ordinary, resumable study per (method, seed)
+OUT/runs.jsonl                      one line per study run: summary values, seconds, error
+OUT/summary.csv                     the latest summary per study: label, method, seed, n_trials,
+                                    best_value, best_trial, recommended_value, recommended_source,
+                                    recommended_trial, seconds (all runs of the study), error
+
+Study seed s gives every method the same trial seeds (paired comparisons) and is the optimizer's
+seed. Fixed mixtures (uniform, llama) cost one trial: their natural cost, shown as reference lines.
+This module imports no numpy at load, so worker processes limit BLAS threads before it loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bomix.config import ComponentConfig, SpaceConfig, _check_type, parse_override
+from bomix.errors import ConfigError, SpecMismatchError
+
+FORMAT = "bomix.benchmark/1"
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SUMMARY_COLUMNS = ["label", "method", "seed", "n_trials", "best_value", "best_trial", "recommended_value",
+                   "recommended_source", "recommended_trial", "seconds", "error"]
+
+
+@dataclass(frozen=True)
+class BenchmarkSection:
+    methods: dict | list = field(default_factory=dict)  # label -> {name, params}; or optimizer names
+    seeds: int | list = 10                              # n (seeds 0..n-1) or a list of seeds
+    budget: int = 64                                    # finished trials per study (fixed methods: 1)
+    n_workers: int = 1                                  # studies run at once, one process each
+    fixed: list | None = None                           # labels run for 1 trial; None: fixed mixtures
+    replicate_top: int = 0                              # after the budget, re-evaluate the m best ...
+    replicate_repeats: int = 2                          # ... this many more times each
+
+    def __post_init__(self):
+        object.__setattr__(self, "methods", _methods(self.methods))
+        object.__setattr__(self, "seeds", _seeds(self.seeds))
+        for key, low in (("budget", 1), ("n_workers", 1), ("replicate_top", 0), ("replicate_repeats", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"benchmark.{key} must be an integer >= {low}, got {value!r}")
+        if self.fixed is not None:
+            bad = [f for f in self.fixed if f not in self.methods]
+            if bad:
+                raise ConfigError(f"benchmark.fixed must name labels of benchmark.methods {list(self.methods)}, "
+                                  f"got unknown {bad}")
+
+
+@dataclass(frozen=True)
+class ObjectiveSection:
+    objective: str | dict = "mean"  # what to minimise, from per-domain losses (see bomix.objective)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    benchmark: BenchmarkSection                          # required: a benchmark names its methods
+    study: ObjectiveSection = field(default_factory=ObjectiveSection)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    evaluator: ComponentConfig = field(default_factory=lambda: ComponentConfig("landscape"))
+
+
+SECTIONS = {"benchmark": BenchmarkSection, "study": ObjectiveSection, "space": SpaceConfig,
+            "evaluator": ComponentConfig}
+DEFAULTS = {"evaluator": {"name": "landscape"}}
+
+
+def _methods(raw) -> dict[str, ComponentConfig]:
+    from bomix.optimizers import OPTIMIZERS
+
+    if isinstance(raw, list):
+        if not all(isinstance(name, str) for name in raw):
+            raise ConfigError(f"benchmark.methods as a list must hold optimizer names, got {raw!r}")
+        dupes = sorted({n for n in raw if raw.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"benchmark.methods must not repeat a name (use a table to label variants), "
+                              f"got {dupes} twice")
+        raw = {name: {"name": name} for name in raw}
+    if not raw:
+        raise ConfigError("benchmark.methods must name at least one method, got none")
+    out = {}
+    for label, spec in raw.items():
+        where = f"benchmark.methods.{label}"
+        if not LABEL.match(label):
+            raise ConfigError(f"{where}: a label must be letters, digits, '_', '.' or '-' (it names a folder), "
+                              f"got {label!r}")
+        if isinstance(spec, ComponentConfig):
+            spec = dataclasses.asdict(spec)
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be an optimizer name or a table {{name, params}}, got {spec!r}")
+        bad = sorted(set(spec) - {"name", "params"})
+        if bad:
+            raise ConfigError(f"{where} keys must be among ['name', 'params'], got unknown {bad}")
+        name, params = spec.get("name", label), spec.get("params", {})
+        if name not in OPTIMIZERS:
+            raise ConfigError(f"{where}.name must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}.params must be a table, got {params!r}")
+        if "seed" in params:
+            raise ConfigError(f"{where}.params.seed must be left out: each study's optimizer gets its benchmark "
+                              f"seed, got seed = {params['seed']!r}")
+        out[label] = ComponentConfig(name, dict(params))
+    return out
+
+
+def _seeds(raw) -> list[int]:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 1:
+            raise ConfigError(f"benchmark.seeds must be >= 1 (or a list of seeds), got {raw}")
+        return list(range(raw))
+    if (not isinstance(raw, list) or not raw
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)):
+        raise ConfigError(f"benchmark.seeds must be a count or a non-empty list of integers >= 0, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"benchmark.seeds must not repeat a seed, got {raw}")
+    return list(raw)
+
+
+def config_from_dict(raw: dict) -> BenchmarkConfig:
+    """A BenchmarkConfig from nested dicts; unknown sections/keys and wrong types raise ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a benchmark config must be a table of sections, got {raw!r}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"benchmark config sections must be among {sorted(SECTIONS)}, got unknown {unknown}")
+    if "benchmark" not in raw:
+        raise ConfigError("a benchmark config needs a [benchmark] section naming its methods, got none")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table, got {values!r}")
+        keys = {g.name for g in dataclasses.fields(cls)}
+        bad = sorted(set(values) - keys)
+        if bad:
+            raise ConfigError(f"[{name}] keys must be among {sorted(keys)}, got unknown {bad}")
+        for key, value in values.items():
+            _check_type(f"{name}.{key}", value, (cls, key))
+        sections[name] = cls(**{**DEFAULTS.get(name, {}), **values})
+    return BenchmarkConfig(**sections)
+
+
+def load_benchmark_config(path=None, overrides=()) -> BenchmarkConfig:
+    """Read a benchmark TOML (or start from defaults when `path` is None), then apply `--set` overrides."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file must exist, got {str(path)!r}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path} must be valid TOML: {e}") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) < 2:
+            raise ConfigError(f"--set keys are section.key (e.g. benchmark.seeds=3), got {text!r}")
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {k} is not a table")
+        node[keys[-1]] = value
+    return config_from_dict(raw)
+
+
+def resolve(config: BenchmarkConfig) -> dict:
+    """The benchmark.json content: methods, seeds, budget, fixed, objective, space, evaluator, version.
+    Builds every component once, so bad names and parameters fail before anything is written."""
+    from bomix import __version__
+    from bomix.evaluators import get_evaluator
+    from bomix.objective import Objective
+    from bomix.optimizers import get_optimizer
+    from bomix.study import _jsonable
+
+    b = config.benchmark
+    evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
+    space_config = config.space
+    if not space_config.domains and space_config.tokens is None:
+        if getattr(evaluator, "domains", None) is None:
+            raise ConfigError(f"space.domains must be given: evaluator {config.evaluator.name!r} does not name its "
+                              "domains")
+        space_config = dataclasses.replace(space_config, domains=list(evaluator.domains))
+    space = space_config.build()
+    fixed = []
+    for label, m in b.methods.items():
+        optimizer = get_optimizer(m.name, seed=b.seeds[0], **m.params)
+        if (label in b.fixed) if b.fixed is not None else not optimizer.proposes_distinct:
+            fixed.append(label)
+    return _jsonable({
+        "format": FORMAT,
+        "methods": {label: {"name": m.name, "params": m.params} for label, m in b.methods.items()},
+        "seeds": b.seeds, "budget": b.budget, "fixed": fixed,
+        "replicate_top": b.replicate_top, "replicate_repeats": b.replicate_repeats,
+        "objective": Objective.parse(config.study.objective).to_dict(),
+        "space": space.to_dict(),
+        "evaluator": {"name": config.evaluator.name, "params": config.evaluator.params},
+        "bomix": __version__,
+    })
+
+
+def _write_or_check(out: Path, resolved: dict) -> None:
+    from bomix.study import _diff
+
+    path = out / "benchmark.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        diffs = [d for key in sorted((set(stored) | set(resolved)) - {"bomix"})
+                 for d in _diff(stored.get(key), resolved.get(key), key)]
+        if diffs:
+            raise SpecMismatchError(f"resuming the benchmark in {out} needs the config it was started with; "
+                                    "differences: " + "; ".join(diffs))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(resolved, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def study_dir(out, label: str, seed: int) -> Path:
+    return Path(out) / "studies" / label / f"seed-{seed}"
+
+
+# -- one study (runs in a worker process, or inline when n_workers is 1) --------------------------
+def _init_worker() -> None:
+    """Worker initializer: one BLAS/OpenMP/torch thread per process, so n_workers share the cores."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    from threadpoolctl import threadpool_limits
+
+    global _LIMITS
+    _LIMITS = threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def run_one(task: dict) -> dict:
+    """Create or resume one (method, seed) study, run it to its budget, and summarise it.
+    Never raises an Exception: an error comes back in the row's `error`."""
+    start = time.perf_counter()
+    row = {"label": task["label"], "method": task["name"], "seed": task["seed"], "error": None}
+    try:
+        import bomix
+        from bomix.evaluators import get_evaluator
+
+        space = bomix.MixtureSpace.from_dict(task["space"])
+        optimizer = bomix.get_optimizer(task["name"], **{"seed": task["seed"], **task["params"]})
+        evaluator = get_evaluator(task["evaluator"]["name"], **task["evaluator"]["params"])
+        study = bomix.create_study(task["directory"], space=space, optimizer=optimizer, objective=task["objective"],
+                                   seed=task["seed"], load_if_exists=True)
+        try:
+            before = study.n_finished
+            study.optimize(evaluator, n_trials=task["n_trials"], show_progress=False)
+            if task["replicate_top"]:
+                study.replicate(evaluator, top=task["replicate_top"], repeats=task["replicate_repeats"],
+                                show_progress=False)
+            row.update(_summarise(study), new_trials=study.n_finished - before)
+        finally:
+            study.close()
+        row["journal_bytes"] = os.path.getsize(Path(task["directory"]) / "journal.jsonl")
+    except Exception as e:
+        row["error"] = f"{type(e).__name__}: {e}"
+        row["traceback"] = "".join(traceback.format_exception(e))[-4000:]
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def _summarise(study) -> dict:
+    """Best observed among the budget's trials (replicates excluded) and the optimizer's recommendation."""
+    from bomix.trial import TrialState
+
+    done = [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
+            and "replicate_of" not in t.extra]
+    budget = [t for t in study.trials if t.state in (TrialState.COMPLETED, TrialState.FAILED)
+              and "replicate_of" not in t.extra]
+    best = min(done, key=lambda t: (t.value, t.number)) if done else None
+    rec = study.recommend()
+    return {"n_trials": len(budget), "best_value": None if best is None else best.value,
+            "best_trial": None if best is None else best.number,
+            "recommended_value": None if rec is None else rec.value,
+            "recommended_source": None if rec is None else rec.source,
+            "recommended_trial": None if rec is None else rec.trial}
+
+
+# -- the benchmark --------------------------------------------------------------------------------
+@dataclass
+class BenchmarkResult:
+    """What run_benchmark did: the output folder, one summary row per study, and the failures."""
+
+    out: Path
+    summary: list[dict]
+    failed: list[dict]
+
+
+def _tasks(out: Path, resolved: dict) -> list[dict]:
+    return [{"label": label, "name": m["name"], "params": m["params"], "seed": seed,
+             "directory": str(study_dir(out, label, seed)),
+             "n_trials": 1 if label in resolved["fixed"] else resolved["budget"],
+             "replicate_top": 0 if label in resolved["fixed"] else resolved["replicate_top"],
+             "replicate_repeats": resolved["replicate_repeats"], "space": resolved["space"],
+             "objective": resolved["objective"], "evaluator": resolved["evaluator"]}
+            for label, m in resolved["methods"].items() for seed in resolved["seeds"]]
+
+
+def _read_runs(out: Path) -> list[dict]:
+    path = out / "runs.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # a line torn by a crash: its study simply runs again
+            continue
+    return rows
+
+
+def _is_done(task: dict, last: dict | None) -> bool:
+    """A study whose last run finished without error and whose journal has not changed since."""
+    if last is None or last.get("error") or "journal_bytes" not in last:
+        return False
+    journal = Path(task["directory"]) / "journal.jsonl"
+    return journal.exists() and journal.stat().st_size == last["journal_bytes"]
+
+
+def _line(row: dict) -> str:
+    head = f"  {row['label']:<16} seed {row['seed']:<3}"
+    if row["error"]:
+        return f"{head} FAILED after {row['seconds']:.1f} s: {row['error']}"
+    best = "-" if row["best_value"] is None else f"{row['best_value']:.4f} (trial {row['best_trial']})"
+    return f"{head} best {best}, {row['n_trials']} trials, {row['seconds']:.1f} s"
+
+
+def run_benchmark(config, out, *, n_workers: int | None = None, show_progress: bool | None = None) -> BenchmarkResult:
+    """Run (or resume) a benchmark into `out`; see the module docstring for the layout.
+
+    config: a BenchmarkConfig, a dict of sections, or the path of a TOML file.
+    n_workers: studies at once (default benchmark.n_workers); 1 runs them in this process.
+    show_progress: print one line per finished study (default True).
+    Returns a BenchmarkResult; a study that raises is reported in `failed` and the others go on.
+    KeyboardInterrupt stops the benchmark: every finished trial is kept, and a rerun resumes.
+    """
+    if isinstance(config, (str, Path)):
+        config = load_benchmark_config(config)
+    elif isinstance(config, dict):
+        config = config_from_dict(config)
+    out = Path(out)
+    n_workers = config.benchmark.n_workers if n_workers is None else n_workers
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ConfigError(f"n_workers must be an integer >= 1, got {n_workers!r}")
+    say = (lambda s: print(s, flush=True)) if show_progress is not False else (lambda s: None)
+    resolved = resolve(config)
+    _write_or_check(out, resolved)
+    tasks = _tasks(out, resolved)
+    runs = _read_runs(out)
+    latest = {(r["label"], r["seed"]): r for r in runs}
+    todo = [t for t in tasks if not _is_done(t, latest.get((t["label"], t["seed"])))]
+    fixed = f" ({', '.join(resolved['fixed'])}: 1 trial)" if resolved["fixed"] else ""
+    say(f"benchmark: {len(resolved['methods'])} methods x {len(resolved['seeds'])} seeds, budget "
+        f"{resolved['budget']}{fixed}; {len(tasks) - len(todo)} studies done, {len(todo)} to run "
+        f"on {min(n_workers, max(len(todo), 1))} workers -> {out}")
+    with (out / "runs.jsonl").open("a") as log:
+        def record(row):
+            row = {**row, "time": time.time()}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            runs.append(row)
+            say(_line(row))
+            if row.get("traceback"):
+                print(row["traceback"], file=sys.stderr, flush=True)
+
+        try:
+            if n_workers == 1 or len(todo) <= 1:
+                for task in todo:
+                    record(run_one(task))
+            else:
+                _run_pool(todo, n_workers, record)
+        except KeyboardInterrupt:
+            say(f"interrupted: finished trials are saved under {out / 'studies'}; run the same benchmark again to "
+                "resume")
+            raise
+    result = _summary(out, tasks, runs)
+    say(_table(result.summary) + f"\nwrote {out / 'summary.csv'}"
+        + (f"; {len(result.failed)} studies FAILED" if result.failed else ""))
+    return result
+
+
+def _run_pool(todo: list[dict], n_workers: int, record) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: thread limits precede numpy and torch
+    with ProcessPoolExecutor(min(n_workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
+        futures = {pool.submit(run_one, task): task for task in todo}
+        try:
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    row = future.result()
+                except BrokenProcessPool as e:  # a worker died (killed, out of memory)
+                    row = {"label": task["label"], "method": task["name"], "seed": task["seed"],
+                           "error": f"worker process died: {e}", "seconds": 0.0}
+                record(row)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _summary(out: Path, tasks: list[dict], runs: list[dict]) -> BenchmarkResult:
+    rows, failed = [], []
+    for task in tasks:
+        key = (task["label"], task["seed"])
+        mine = [r for r in runs if (r["label"], r["seed"]) == key]
+        if not mine:
+            continue
+        last = mine[-1]
+        row = {c: last.get(c) for c in SUMMARY_COLUMNS}
+        row["seconds"] = round(sum(r.get("seconds") or 0.0 for r in mine), 3)
+        rows.append(row)
+        if last.get("error"):
+            failed.append(row)
+    import csv
+
+    tmp = out / "summary.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    tmp.replace(out / "summary.csv")
+    return BenchmarkResult(out, rows, failed)
+
+
+def _table(rows: list[dict]) -> str:
+    """Per label: seeds, mean best observed and mean recommended value, total seconds."""
+    lines = [f"{'method':<16} {'seeds':>5} {'trials':>6} {'best observed':>14} {'recommended':>12} {'seconds':>8}"]
+    for label in dict.fromkeys(r["label"] for r in rows):
+        ok = [r for r in rows if r["label"] == label and not r["error"]]
+        best = [r["best_value"] for r in ok if r["best_value"] is not None]
+        rec = [r["recommended_value"] for r in ok if r["recommended_value"] is not None]
+        mean = lambda v: f"{sum(v) / len(v):.4f}" if v else "-"  # noqa: E731
+        trials = max((r["n_trials"] for r in ok), default=0)
+        lines.append(f"{label:<16} {len(ok):>5} {trials:>6} {mean(best):>14} {mean(rec):>12} "
+                     f"{sum(r['seconds'] for r in rows if r['label'] == label):>8.1f}")
+    return "\n".join(lines)

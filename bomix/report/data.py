@@ -1,0 +1,219 @@
+"""Reading benchmark and study directories into tidy tables (one row per trial, per study).
+
+A benchmark directory holds benchmark.json ({"methods", "seeds", "budget", "fixed", "objective",
+"space", "evaluator", "bomix"}) and one ordinary study per (method label, seed) under
+studies/<label>/seed-<s>/. A single study directory (study.json + journal.jsonl) counts as a
+one-study benchmark: its label is the optimizer's name, its seed the study's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bomix.errors import ConfigError
+from bomix.trial import TrialState
+
+log = logging.getLogger("bomix")
+
+
+@dataclass
+class ReportData:
+    """Everything a report is computed from.
+
+    trials: one row per trial (see `collect`). recommendations: one row per study (label, seed,
+    source, predicted value and sd, trial, w_<domain>, true_value, loss_<domain>, loss_kind).
+    replicates: the studies' replicate tables with label and seed. studies: {(label, seed): Study}.
+    sources: one dict per input directory (path, kind, config). fixed: labels run at natural cost.
+    budget: trials per study (the benchmark's, else the largest count seen).
+    """
+
+    trials: object
+    recommendations: object
+    replicates: object
+    studies: dict = field(default_factory=dict)
+    sources: list = field(default_factory=list)
+    fixed: set = field(default_factory=set)
+    budget: int = 0
+    domains: tuple = ()
+    evaluators: dict = field(default_factory=dict)  # (label, seed) -> evaluator with true_value, or absent
+
+
+def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path]]]:
+    """(config, [(label, seed, study dir)]) of a benchmark or single-study directory."""
+    if (directory / "benchmark.json").is_file():
+        try:
+            config = json.loads((directory / "benchmark.json").read_text())
+        except ValueError as e:
+            raise ConfigError(f"{directory / 'benchmark.json'} must be valid JSON: {e}") from None
+        root = directory / "studies"
+        labels = list((config.get("methods") or {}).keys())
+        if root.is_dir():
+            labels += sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in labels)
+        found = []
+        for label in labels:
+            for d in sorted((root / label).glob("seed-*"), key=lambda p: _seed_of(p.name)):
+                if (d / "study.json").is_file():
+                    found.append((label, _seed_of(d.name), d))
+        if not found:
+            raise ConfigError(f"a benchmark directory must hold studies under studies/<label>/seed-<s>/, "
+                              f"but {directory} has none")
+        return {"kind": "benchmark", **config}, found
+    if (directory / "study.json").is_file():
+        config = {"kind": "study"}
+        if (directory / "config.json").is_file():  # written by `bomix run`: names the evaluator
+            try:
+                config.update(json.loads((directory / "config.json").read_text()))
+            except ValueError:
+                pass
+        return config, [(None, None, directory)]
+    what = "does not exist" if not directory.exists() else "has neither benchmark.json nor study.json"
+    raise ConfigError(f"report inputs must be benchmark directories (benchmark.json) or study directories "
+                      f"(study.json), but {directory} {what}")
+
+
+def _seed_of(name: str) -> int:
+    try:
+        return int(name.removeprefix("seed-"))
+    except ValueError:
+        return 10**9
+
+
+def _evaluator(spec):
+    """The evaluator a config names, if it can say true values (landscapes, replay pools), else None."""
+    if not isinstance(spec, dict) or not spec.get("name"):
+        return None
+    from bomix.evaluators import get_evaluator
+
+    try:
+        ev = get_evaluator(spec["name"], **(spec.get("params") or {}))
+    except Exception as e:  # a report must not fail because an evaluator cannot be rebuilt here
+        log.warning("report: cannot rebuild evaluator %r for true values: %s", spec.get("name"), e)
+        return None
+    return ev if callable(getattr(ev, "true_value", None)) else None
+
+
+def _true_values(ev, weights_list, objective):
+    out = []
+    for w in weights_list:
+        try:
+            out.append(float(ev.true_value(w, objective.to_dict())))
+        except Exception:
+            out.append(math.nan)
+    return out
+
+
+def load(dirs) -> ReportData:
+    """Open every study under `dirs` (benchmark or study directories) and build the tidy tables."""
+    import pandas as pd
+
+    from bomix.study import load_study
+
+    dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
+    if not dirs:
+        raise ConfigError("report needs at least one benchmark or study directory, got none")
+    plan, sources, fixed, budgets = [], [], set(), []
+    for d in dirs:
+        config, found = _study_dirs(d)
+        sources.append({"path": str(d), **config})
+        fixed |= set(config.get("fixed") or [])
+        if config.get("budget"):
+            budgets.append(int(config["budget"]))
+        plan += [(label, seed, sd, config) for label, seed, sd in found]
+
+    rows, recs, reps, studies, evaluators, domains = [], [], [], {}, {}, None
+    seen: dict[tuple, str] = {}
+    for label, seed, sd, config in plan:
+        study = load_study(sd)
+        label = label or study.optimizer.name or study.name
+        seed = study.seed if seed is None else seed
+        if (label, seed) in seen:  # the same label from two inputs: tell them apart by folder
+            label = f"{label} ({sd.parent.parent.parent.name if config['kind'] == 'benchmark' else sd.name})"
+        seen[(label, seed)] = str(sd)
+        studies[(label, seed)] = study
+        domains = domains or study.space.domains
+        ev = _evaluator(config.get("evaluator"))
+        if ev is not None:
+            evaluators[(label, seed)] = ev
+        rows.append(_trial_rows(study, label, seed, ev))
+        recs.append(_recommendation(study, label, seed, ev))
+        try:
+            r = study.replicates()
+        except Exception:
+            r = None
+        if r is not None and len(r):
+            reps.append(r.assign(label=label, seed=seed))
+    trials = pd.concat(rows, ignore_index=True)
+    budget = max(budgets) if budgets else int(trials.groupby(["label", "seed"])["trial_index"].max().max() or 0)
+    replicates = pd.concat(reps, ignore_index=True) if reps else pd.DataFrame(columns=["label", "seed", "number", "mean"])
+    return ReportData(trials=trials, recommendations=pd.DataFrame(recs), replicates=replicates, studies=studies,
+                      sources=sources, fixed=fixed, budget=budget, domains=tuple(domains or ()),
+                      evaluators=evaluators)
+
+
+def _trial_rows(study, label, seed, ev):
+    """One study's trials: see `collect`."""
+    import pandas as pd
+
+    rows, best, true_best, index, cum_cost = [], math.inf, math.nan, 0, 0.0
+    truths = _true_values(ev, [t.weights for t in study.trials], study.objective) if ev is not None else None
+    for i, t in enumerate(study.trials):
+        replicate = "replicate_of" in t.extra
+        finished = t.state in (TrialState.COMPLETED, TrialState.FAILED)
+        cost = (t.cost or {}).get("seconds", t.duration if finished else None)
+        if finished and not replicate:
+            index += 1
+            cum_cost += float(cost or 0.0)
+        value = t.value if t.state is TrialState.COMPLETED else None
+        true_value = truths[i] if truths is not None else math.nan
+        if value is not None and not replicate and value < best:
+            best, true_best = value, true_value
+        rows.append({"label": label, "seed": seed, "number": t.number, "trial_index": index if finished and not replicate
+                     else math.nan, "state": t.state.value, "replicate_of": t.extra.get("replicate_of"),
+                     "value": math.nan if value is None else value,
+                     "best_so_far": best if math.isfinite(best) else math.nan,
+                     "true_value": true_value, "true_of_best_so_far": true_best,
+                     "proposed_by": t.proposed_by, "cost_seconds": math.nan if cost is None else float(cost),
+                     "cum_cost_seconds": cum_cost,
+                     **{f"w_{d}": w for d, w in t.weights.items()},
+                     **{f"loss_{n}": v for n, v in (t.losses or {}).items()}})
+    return pd.DataFrame(rows)
+
+
+def _recommendation(study, label, seed, ev) -> dict:
+    row = {"label": label, "seed": seed, "source": None, "predicted": math.nan, "sd": math.nan, "trial": None}
+    try:
+        rec = study.recommend()
+    except Exception as e:
+        log.warning("report: %s seed %s: recommend() failed: %s", label, seed, e)
+        rec = None
+    if rec is None:
+        return row
+    row.update({"source": rec.source, "predicted": math.nan if rec.value is None else rec.value,
+                "sd": math.nan if rec.sd is None else rec.sd, "trial": rec.trial,
+                **{f"w_{d}": w for d, w in rec.weights.items()}})
+    row["true_value"] = _true_values(ev, [rec.weights], study.objective)[0] if ev is not None else math.nan
+    if ev is not None and callable(getattr(ev, "true_losses", None)):
+        row.update({f"loss_{n}": v for n, v in ev.true_losses(rec.weights).items()}, loss_kind="true")
+    elif rec.trial is not None and study.trials[rec.trial].losses:
+        row.update({f"loss_{n}": v for n, v in study.trials[rec.trial].losses.items()}, loss_kind="observed")
+    else:
+        row["loss_kind"] = None
+    return row
+
+
+def collect(dirs):
+    """A tidy DataFrame of every trial of every study under `dirs`, one row per trial.
+
+    Columns: label, seed, number, trial_index (1-based count of finished, non-replicate trials;
+    NaN for abandoned, running and replicate trials), state, replicate_of, value (objective,
+    nats/token; NaN unless COMPLETED), best_so_far (running min of value over COMPLETED
+    non-replicate trials in trial order), true_value (noise-free objective when the evaluator
+    knows it, e.g. a landscape; else NaN), true_of_best_so_far (true value of the best observed
+    mixture so far), proposed_by, cost_seconds, cum_cost_seconds, w_<domain>, loss_<name>.
+    """
+    return load(dirs).trials
+

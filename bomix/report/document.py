@@ -1,0 +1,184 @@
+"""report.html (one self-contained file: PNGs as data URIs, inline CSS, no external request) and
+report.md (the same content, images as relative files)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import platform
+from importlib import metadata
+
+PACKAGES = ("bomix", "torch", "botorch", "gpytorch", "ax-platform", "numpy", "pandas", "scipy", "matplotlib")
+
+CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.7em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption, .note { color: #555; font-size: 13px; } .skip { color: #a60; }
+pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; }
+"""
+
+# Sets <body data-images-ok="true"> once every image has decoded (checked by the headless browser test).
+SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.every(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.dataset.imagesOk = ok ? "true" : "false";
+  document.body.dataset.images = String(imgs.length);
+});
+"""
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-3 and v != 0 else f"{v:.4f}"
+    return str(v)
+
+
+def _md_table(df) -> str:
+    if df is None or df.empty:
+        return "_(none)_"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |"
+              for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _html_table(df) -> str:
+    if df is None or df.empty:
+        return '<p class="note">(none)</p>'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def sections(data, tables, figures) -> list[tuple]:
+    """The report as a list of blocks: ("h2", text), ("p", text), ("table", df), ("figure", stem,
+    caption or None, skip reason or None), ("pre", text)."""
+    import pandas as pd
+
+    trials = tables["trials"]
+    labels = list(dict.fromkeys(trials["label"]))
+    seeds = sorted(set(trials["seed"]))
+    blocks = [("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
+                    f"budget {data.budget} trials"
+                    + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "") + ". "
+                    "Values are the objective in nats/token, lower is better. Inputs: "
+                    + ", ".join(s["path"] for s in data.sources) + ".")]
+    fs = tables["final_summary"]
+    if not fs.empty:
+        fs = fs.assign(cell=[f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo) else _fmt(m)
+                             for m, lo, hi in zip(fs["mean"], fs["ci_low"], fs["ci_high"])])
+        wide = fs.pivot_table(index="label", columns="metric", values="cell", aggfunc="first", sort=False)
+        wide = wide.reset_index().rename(columns=lambda c: str(c).replace("_", " "))
+    else:
+        wide = fs
+    blocks += [("h2", "Final values at the budget"),
+               ("p", "Mean over seeds [95% t-interval]. 'best observed' is the lowest noisy value seen; "
+                     "'true of ...' are noise-free values where the evaluator knows them (landscapes); "
+                     "'replicated' is the mean of repeated evaluations where the study replicated its top mixtures."),
+               ("table", wide)]
+    for stem, title, _, _ in figures["order"]:
+        caption, skip = figures["results"][stem]
+        blocks += [("h2", title), ("figure", stem, caption, skip)]
+        if stem == "final_values":
+            blocks += [("h3", "Paired tests"),
+                       ("p", "Each method against sobol and against the best baseline (the non-BO method with the "
+                             "lowest mean), paired over seeds: mean difference (method - reference; negative = "
+                             "method better) with 95% t-interval, two-sided Wilcoxon signed-rank p, seeds won/lost."),
+                       ("table", tables["paired_tests"]),
+                       ("h3", "Trials needed to reach target values"),
+                       ("p", "Targets are quantiles of all methods' final best observed values; median over seeds of "
+                             "the first trial whose best so far reaches the target (blank: half the seeds or more "
+                             "never did)."),
+                       ("table", tables["trials_to_reach"])]
+        if stem == "recommended_mixtures":
+            rm = tables["recommended_mixtures"]
+            blocks.append(("table", rm.pivot_table(index="label", columns="domain", values="weight", sort=False)
+                           .reset_index() if not rm.empty else rm))
+        if stem == "domain_losses":
+            dl = tables["domain_losses"]
+            blocks.append(("table", dl.pivot_table(index="label", columns="domain", values="loss", sort=False)
+                           .reset_index() if not dl.empty else dl))
+    if len(tables["replicates"]):
+        blocks += [("h2", "Replicates"), ("p", "Top mixtures re-evaluated with fresh seeds; luck = first value - "
+                                               "mean of all evaluations."),
+                   ("table", tables["replicates"][["label", "seed", "number", "value", "mean", "sd",
+                                                   "n_evaluations", "luck"]])]
+    configs = []
+    for s in data.sources:
+        if s["kind"] == "benchmark":
+            configs.append({k: v for k, v in s.items() if k != "kind"})
+        else:
+            study = next(st for st in data.studies.values() if str(st.directory) == str(s["path"]))
+            configs.append({"path": s["path"], **{k: study.spec.get(k) for k in ("space", "objective", "optimizer",
+                                                                                  "seed", "bomix_version")},
+                            **({"evaluator": s["evaluator"]} if "evaluator" in s else {})})
+    blocks += [("h2", "Configuration and versions"),
+               ("table", pd.DataFrame(list(versions().items()), columns=["package", "version"])),
+               ("pre", json.dumps(configs, indent=2, default=str)),
+               ("h2", "Files"), ("p", "Tables as CSV beside this report: "
+                                      + ", ".join(f"{stem}.csv" for stem in tables) + ".")]
+    return blocks
+
+
+def write_html(path, blocks, figure_dir, title: str) -> None:
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for b in blocks:
+        if b[0] in ("h2", "h3", "p"):
+            parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
+        elif b[0] == "table":
+            parts.append(_html_table(b[1]))
+        elif b[0] == "pre":
+            parts.append(f"<pre>{html.escape(b[1])}</pre>")
+        elif b[0] == "figure":
+            _, stem, caption, skip = b
+            if skip:
+                parts.append(f'<p class="skip">Not drawn: {html.escape(skip)}.</p>')
+                continue
+            data = base64.b64encode((figure_dir / f"{stem}.png").read_bytes()).decode("ascii")
+            parts.append(f'<figure><img alt="{html.escape(stem)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+           f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    path.write_text(doc, encoding="utf-8")
+
+
+def write_markdown(path, blocks, figure_dir, title: str) -> None:
+    parts = [f"# {title}"]
+    for b in blocks:
+        if b[0] == "h2":
+            parts.append(f"## {b[1]}")
+        elif b[0] == "h3":
+            parts.append(f"### {b[1]}")
+        elif b[0] == "p":
+            parts.append(b[1])
+        elif b[0] == "table":
+            parts.append(_md_table(b[1]))
+        elif b[0] == "pre":
+            parts.append(f"```json\n{b[1]}\n```")
+        elif b[0] == "figure":
+            _, stem, caption, skip = b
+            rel = (figure_dir / f"{stem}.png").relative_to(path.parent).as_posix()
+            parts.append(f"_Not drawn: {skip}._" if skip else f"![{stem}]({rel})\n\n_{caption}_")
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

@@ -1,0 +1,210 @@
+import csv
+import json
+
+import pytest
+
+import bomix
+from bomix import benchmark as bm
+from bomix.cli import main
+from bomix.errors import ConfigError, SpecMismatchError
+from bomix.evaluators import EVALUATORS
+from bomix.evaluators.landscapes import landscape
+from bomix.optimizers import OPTIMIZERS
+from bomix.optimizers.builtin import SobolSearch
+
+SEEDLIKE = {"name": "seedlike", "noise_sd": 0.017, "seed": 0}
+
+
+def tiny(**benchmark) -> dict:
+    return {"benchmark": {"methods": ["sobol", "random", "uniform"], "seeds": 2, "budget": 6, **benchmark},
+            "evaluator": {"name": "landscape", "params": dict(SEEDLIKE)}}
+
+
+def journal_values(out) -> dict:
+    """(label, seed) -> [(trial seed, value)] of every finished trial, in order."""
+    out_ = {}
+    for d in sorted((out / "studies").glob("*/seed-*")):
+        study = bomix.load_study(d)
+        out_[(d.parent.name, d.name)] = [(t.seed, t.value) for t in study.trials if t.value is not None]
+    return out_
+
+
+def test_layout_summary_and_resume(tmp_path, capsys):
+    out = tmp_path / "bench"
+    result = bm.run_benchmark(tiny(), out)
+    assert not result.failed
+    spec = json.loads((out / "benchmark.json").read_text())
+    assert spec["methods"] == {m: {"name": m, "params": {}} for m in ("sobol", "random", "uniform")}
+    assert spec["seeds"] == [0, 1] and spec["budget"] == 6 and spec["fixed"] == ["uniform"]
+    assert spec["objective"] == {"kind": "mean"} and spec["evaluator"] == {"name": "landscape", "params": SEEDLIKE}
+    assert spec["space"]["domains"] == ["books", "cc", "stack", "pes2o", "reddit"]  # taken from the evaluator
+    for label, n in (("sobol", 6), ("random", 6), ("uniform", 1)):
+        for seed in (0, 1):
+            study = bomix.load_study(out / "studies" / label / f"seed-{seed}")
+            assert study.n_finished == n and study.seed == seed and study.optimizer.seed == seed
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [(r["label"], r["seed"], r["n_trials"]) for r in rows] == [
+        ("sobol", "0", "6"), ("sobol", "1", "6"), ("random", "0", "6"), ("random", "1", "6"),
+        ("uniform", "0", "1"), ("uniform", "1", "1")]
+    assert all(float(r["best_value"]) == float(r["recommended_value"]) for r in rows)  # best-observed recommenders
+    printed = capsys.readouterr().out
+    assert "random           seed 1" in printed and "wrote" in printed
+
+    before = journal_values(out)
+    again = bm.run_benchmark(tiny(), out)  # nothing left to do: no study is even opened
+    assert "6 studies done, 0 to run" in capsys.readouterr().out
+    assert journal_values(out) == before
+    assert [r["best_value"] for r in again.summary] == [r["best_value"] for r in result.summary]
+
+
+def test_paired_trial_seeds_across_methods(tmp_path):
+    out = tmp_path / "bench"
+    bm.run_benchmark(tiny(), out, show_progress=False)
+    values = journal_values(out)
+    for seed in (0, 1):
+        sobol, random = values[("sobol", f"seed-{seed}")], values[("random", f"seed-{seed}")]
+        assert [s for s, _ in sobol] == [s for s, _ in random]
+        assert values[("uniform", f"seed-{seed}")][0][0] == sobol[0][0]
+    assert values[("sobol", "seed-0")][0][0] != values[("sobol", "seed-1")][0][0]
+
+
+def test_a_lost_journal_tail_is_redone(tmp_path):
+    out = tmp_path / "bench"
+    bm.run_benchmark(tiny(), out, show_progress=False)
+    full = journal_values(out)
+    journal = out / "studies" / "random" / "seed-1" / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(lines[:-1]))  # the last trial's "complete" is lost: it is RUNNING, then abandoned
+    result = bm.run_benchmark(tiny(), out, show_progress=False)
+    assert journal_values(out) == full  # the redo keeps the trial's seed, so the value is the same
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["label"], r["seed"]) for r in runs[6:]] == [("random", 1)]  # only that study ran again
+    assert runs[-1]["new_trials"] == 1 and not result.failed
+
+
+class Interrupting:
+    """seedlike, but raises KeyboardInterrupt at call number `stop_at` (module-level switch)."""
+
+    calls, stop_at = 0, None
+
+    def __new__(cls, **params):
+        inner = landscape(**params)
+        original = inner.evaluate
+
+        def evaluate(weights, context=None):
+            cls.calls += 1
+            if cls.stop_at is not None and cls.calls == cls.stop_at:
+                raise KeyboardInterrupt
+            return original(weights, context)
+
+        inner.evaluate = evaluate
+        return inner
+
+
+def test_interrupted_benchmark_resumes_to_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setitem(EVALUATORS, "interrupting", f"{__name__}:Interrupting")
+    config = tiny()
+    config["evaluator"]["name"] = "interrupting"
+    monkeypatch.setattr(Interrupting, "stop_at", 9)  # in sobol seed 1, the second study
+    with pytest.raises(KeyboardInterrupt):
+        bm.run_benchmark(config, tmp_path / "a", show_progress=False)
+    assert len(journal_values(tmp_path / "a")) == 2  # sobol seed 0 done, seed 1 part-way; nothing else started
+    monkeypatch.setattr(Interrupting, "stop_at", None)
+    result = bm.run_benchmark(config, tmp_path / "a", show_progress=False)
+    assert not result.failed and len(result.summary) == 6
+    bm.run_benchmark(config, tmp_path / "b", show_progress=False)
+    assert journal_values(tmp_path / "a") == journal_values(tmp_path / "b")
+
+
+class Boom(SobolSearch):
+    name = "boom"
+
+    def suggest(self, history, n=1):
+        if self.seed == 1 and len(history.trials) >= 2:
+            raise RuntimeError("boom at the third trial")
+        return super().suggest(history, n)
+
+
+def test_a_failing_study_is_reported_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(OPTIMIZERS, "boom", f"{__name__}:Boom")
+    result = bm.run_benchmark(tiny(methods=["boom", "random"]), tmp_path / "b")
+    assert [(r["label"], r["seed"]) for r in result.failed] == [("boom", 1)]
+    assert "RuntimeError: boom at the third trial" in result.failed[0]["error"]
+    assert "boom             seed 1   FAILED" in capsys.readouterr().out
+    rows = {(r["label"], r["seed"]): r for r in csv.DictReader((tmp_path / "b" / "summary.csv").open())}
+    assert rows[("random", "1")]["n_trials"] == "6" and rows[("boom", "0")]["error"] == ""
+    assert "boom at the third trial" in rows[("boom", "1")]["error"]
+
+
+def test_changed_config_is_refused_naming_the_key(tmp_path):
+    bm.run_benchmark(tiny(seeds=[0]), tmp_path / "b", show_progress=False)
+    with pytest.raises(SpecMismatchError, match=r"budget: stored 6, given 7"):
+        bm.run_benchmark(tiny(seeds=[0], budget=7), tmp_path / "b", show_progress=False)
+    changed = tiny(seeds=[0])
+    changed["evaluator"]["params"]["noise_sd"] = 0.02
+    with pytest.raises(SpecMismatchError, match=r"evaluator.params.noise_sd: stored 0.017, given 0.02"):
+        bm.run_benchmark(changed, tmp_path / "b", show_progress=False)
+    bm.run_benchmark(tiny(seeds=[0], n_workers=2), tmp_path / "b", show_progress=False)  # not part of the spec
+
+
+def test_two_workers_give_the_same_studies(tmp_path):
+    bm.run_benchmark(tiny(methods=["sobol", "random"]), tmp_path / "one", n_workers=1, show_progress=False)
+    result = bm.run_benchmark(tiny(methods=["sobol", "random"]), tmp_path / "two", n_workers=2,
+                              show_progress=False)
+    assert not result.failed
+    assert journal_values(tmp_path / "one") == journal_values(tmp_path / "two")
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"benchmark": {"methods": ["sobol"], "seed": 2}}, r"\[benchmark\] keys must be among .* unknown \['seed'\]"),
+    ({"benchmark": {"methods": ["bayes"]}}, r"benchmark.methods.bayes.name must be one of"),
+    ({"benchmark": {"methods": {"a": {"name": "sobol", "param": {}}}}}, r"benchmark.methods.a keys .*\['param'\]"),
+    ({"benchmark": {"methods": {"a": {"name": "sobol", "params": {"seed": 3}}}}}, r"params.seed must be left out"),
+    ({"benchmark": {"methods": {"a/b": "sobol"}}}, r"a label must be"),
+    ({"benchmark": {"methods": []}}, r"at least one method"),
+    ({"benchmark": {"methods": ["sobol"], "seeds": 0}}, r"benchmark.seeds must be >= 1"),
+    ({"benchmark": {"methods": ["sobol"], "seeds": [1, 1]}}, r"must not repeat a seed"),
+    ({"benchmark": {"methods": ["sobol"], "budget": "64"}}, r"benchmark.budget must be int"),
+    ({"benchmark": {"methods": ["sobol"], "fixed": ["llama"]}}, r"benchmark.fixed must name labels"),
+    ({"benchmark": {"methods": ["sobol"]}, "study": {"n_trials": 3}}, r"\[study\] keys must be among \['objective'\]"),
+    ({"benchmark": {"methods": ["sobol"]}, "optimizer": {}}, r"sections must be among"),
+    ({"evaluator": {"name": "landscape"}}, r"needs a \[benchmark\] section"),
+])
+def test_bad_config_is_a_config_error(change, match):
+    with pytest.raises(ConfigError, match=match):
+        bm.config_from_dict(change)
+
+
+def test_bad_optimizer_params_fail_before_anything_is_written(tmp_path):
+    config = tiny(methods={"s": {"name": "sobol", "params": {"scramble": 1}}})
+    with pytest.raises(ConfigError, match="accepts parameters"):
+        bm.run_benchmark(config, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_fixed_override_and_method_table(tmp_path):
+    config = tiny(methods={"s": "sobol", "r2": {"name": "random"}}, fixed=["r2"], seeds=[3])
+    result = bm.run_benchmark(config, tmp_path / "b", show_progress=False)
+    assert [(r["label"], r["seed"], r["n_trials"]) for r in result.summary] == [("s", 3, 6), ("r2", 3, 1)]
+
+
+def test_bench_seedlike_config_resolves(repo_root):
+    config = bm.load_benchmark_config(repo_root / "experiments/configs/bench_seedlike.toml")
+    spec = bm.resolve(config)
+    assert list(spec["methods"]) == ["bo", "sobol", "random", "uniform", "llama", "bimix", "mixing_laws", "regmix"]
+    assert spec["fixed"] == ["uniform", "llama"] and spec["seeds"] == list(range(10)) and spec["budget"] == 64
+    assert spec["methods"]["llama"]["params"]["mapping"]["cc"] == ["CommonCrawl", "C4"]
+
+
+def test_cli_benchmark(tmp_path, repo_root, capsys):
+    out = tmp_path / "bench"
+    args = ["benchmark", str(repo_root / "experiments/configs/bench_seedlike.toml"), "-o", str(out),
+            "--set", "benchmark.seeds=[0]", "--set", "benchmark.budget=3",
+            "--set", 'benchmark.methods=["sobol", "uniform"]']
+    assert main(args) == 0
+    assert "sobol            seed 0   best" in capsys.readouterr().out
+    assert (out / "summary.csv").exists() and (out / "studies" / "uniform" / "seed-0" / "study.json").exists()
+    assert main(args[:-1] + ['benchmark.methods=["sobol"]']) == 2
+    assert "methods.uniform: stored" in capsys.readouterr().err
+    assert main(args + ["--set", "benchmark.bogus=1"]) == 2
+    assert "unknown ['bogus']" in capsys.readouterr().err

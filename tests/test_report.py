@@ -1,0 +1,156 @@
+"""`bomix report`: tables, figures and a self-contained report.html from benchmark and study directories."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bomix
+from bomix.cli import main
+from bomix.errors import ConfigError
+from bomix.report import collect, report
+
+LANDSCAPE = {"name": "seedlike", "noise_sd": 0.017, "seed": 0}
+SEEDS = (0, 1)
+BUDGET = 8
+METHODS = {  # label -> (optimizer, params, trials)
+    "bo": ("bo", {"n_init": 4, "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}, BUDGET),
+    "sobol": ("sobol", {}, BUDGET),
+    "random": ("random", {}, BUDGET),
+    "uniform": ("uniform", {}, 1),
+}
+
+
+def make_benchmark(out, methods=METHODS, seeds=SEEDS, budget=BUDGET):
+    """A benchmark directory as `bomix benchmark` writes it: benchmark.json + studies/<label>/seed-<s>/."""
+    ev = bomix.get_evaluator("landscape", **LANDSCAPE)
+    space = bomix.MixtureSpace(list(ev.domains))
+    for label, (name, params, n) in methods.items():
+        for s in seeds:
+            study = bomix.create_study(out / "studies" / label / f"seed-{s}", space=space,
+                                       optimizer=bomix.get_optimizer(name, seed=s, **params), seed=s)
+            study.optimize(ev, n_trials=n, show_progress=False)
+            if label == "sobol" and s == 0:
+                study.replicate(ev, top=1, repeats=2, show_progress=False)
+            study.close()
+    (out / "benchmark.json").write_text(json.dumps({
+        "methods": {label: {"name": n, "params": p} for label, (n, p, _) in methods.items()},
+        "seeds": list(seeds), "budget": budget, "fixed": [lb for lb, (_, _, n) in methods.items() if n < budget],
+        "objective": "mean", "space": space.to_dict(), "evaluator": {"name": "landscape", "params": LANDSCAPE},
+        "bomix": bomix.__version__}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return make_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def built(bench, tmp_path_factory):
+    """The report of `bench`, written by the command line."""
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", str(bench), "-o", str(out)]) == 0
+    return out
+
+
+def test_files_exist(built):
+    for name in ("report.html", "report.md", "trials.csv", "final_summary.csv", "finals_by_seed.csv",
+                 "paired_tests.csv", "trials_to_reach.csv", "recommended_mixtures.csv", "domain_losses.csv",
+                 "recommendations.csv", "replicates.csv", "surrogate.csv"):
+        assert (built / name).is_file(), name
+    for stem in ("best_so_far", "best_so_far_cost", "final_values", "recommended_mixtures", "domain_losses",
+                 "trajectory", "predicted_vs_actual"):
+        assert (built / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+
+
+def test_trials_table(built):
+    df = pd.read_csv(built / "trials.csv")
+    assert set(df["label"]) == set(METHODS) and set(df["seed"]) == set(SEEDS)
+    for (label, seed), g in df.groupby(["label", "seed"]):
+        best = g["best_so_far"].dropna().to_numpy()
+        assert np.all(np.diff(best) <= 0), (label, seed)  # running minimum
+        done = g[(g["state"] == "completed") & g["replicate_of"].isna()]
+        assert best[-1] == pytest.approx(done["value"].min())
+    assert df["true_value"].notna().all()  # a landscape knows its truth
+    assert {"w_books", "loss_books", "cost_seconds", "proposed_by"} <= set(df.columns)
+    assert (df["replicate_of"].notna()).sum() == 2  # the sobol seed-0 replicates
+
+
+def test_final_values_and_tests(built):
+    fs = pd.read_csv(built / "final_summary.csv")
+    assert {"best_observed", "true_of_best_observed", "true_of_recommended", "replicated"} <= set(fs["metric"])
+    ci = fs.dropna(subset=["ci_low"])
+    assert len(ci) and ((ci["ci_low"] <= ci["mean"]) & (ci["mean"] <= ci["ci_high"])).all()
+    finals = pd.read_csv(built / "finals_by_seed.csv")
+    bo = finals[finals["label"] == "bo"]
+    assert bo["best_observed"].mean() == pytest.approx(
+        fs.query("label == 'bo' and metric == 'best_observed'")["mean"].item())
+    paired = pd.read_csv(built / "paired_tests.csv")
+    row = paired.query("label == 'bo' and reference == 'sobol' and metric == 'best_observed'")
+    assert len(row) == 1 and row["n_pairs"].item() == len(SEEDS)
+    assert (paired["role"].str.contains("best baseline")).any()
+    reach = pd.read_csv(built / "trials_to_reach.csv")
+    assert set(reach["label"]) == set(METHODS) and (reach["median_trials"].dropna() <= BUDGET).all()
+    mix = pd.read_csv(built / "recommended_mixtures.csv")
+    assert mix.groupby("label")["weight"].sum().to_numpy() == pytest.approx(1.0)
+    losses = pd.read_csv(built / "domain_losses.csv", dtype={"kind": str})
+    assert set(losses["domain"]) == {"books", "cc", "stack", "pes2o", "reddit"} and set(losses["kind"]) == {"true"}
+
+
+def test_html_is_self_contained(built):
+    page = (built / "report.html").read_text()
+    assert "<title>bomix report</title>" in page
+    srcs = re.findall(r"""\bsrc\s*=\s*["']([^"']*)""", page)
+    assert len(srcs) == 7 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
+    assert "<link" not in page and "@import" not in page
+    for word in ("Paired tests", "Trials needed", "Configuration and versions", "botorch", "python"):
+        assert word in page
+    md = (built / "report.md").read_text()
+    assert "![best_so_far](figures/best_so_far.png)" in md and "| label |" in md
+
+
+def test_python_api_on_a_single_study(bench, tmp_path):
+    study_dir = bench / "studies" / "sobol" / "seed-1"
+    lines = []
+    path = report([study_dir], tmp_path / "one", log=lines.append)
+    assert path == tmp_path / "one" / "report.html" and path.is_file()
+    assert lines and all(line.startswith("report: ") for line in lines)  # progress, one line per step
+    df = pd.read_csv(tmp_path / "one" / "trials.csv")
+    assert set(df["label"]) == {"sobol"} and set(df["seed"]) == {1} and df["true_value"].isna().all()
+    page = path.read_text()
+    assert "Not drawn: no bo study" in page  # a figure without its data is a note, not a failure
+    assert all(s.startswith("data:") for s in re.findall(r"""\bsrc="([^"]*)""", page))
+
+
+def test_collect_mixes_benchmark_and_study(bench):
+    df = collect([bench / "studies" / "random" / "seed-0"])
+    assert list(df["label"].unique()) == ["random"] and df["number"].tolist() == list(range(BUDGET))
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_bad_input_names_the_path(tmp_path, capsys, make):
+    bad = make(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(str(bad))):
+        collect([bad])
+    assert main(["report", str(bad), "-o", str(tmp_path / "out")]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium or chromium-browser on PATH")
+def test_report_renders_in_headless_chromium(built, tmp_path):
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+           (built / "report.html").resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert "<title>bomix report</title>" in dom
+    assert 'data-images-ok="true"' in dom and 'data-images="7"' in dom
