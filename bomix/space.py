@@ -30,9 +30,14 @@ class MixtureSpace:
             order, or a dict {domain: floor} (missing domains get 0).
         caps: maximum weight per domain, same forms (missing domains get 1). Caps above 1 mean
             "no cap" and are stored as 1.
+        pool: None, or a finite set of allowed mixtures, an (n, k) array (rows feasible, columns in
+            domain order), e.g. the logged runs a replay evaluator can answer for. The space stays
+            the continuous simplex (any optimizer may propose any feasible point); pool-aware
+            optimizers (bo) choose among the pool's rows, and `nearest` maps a point to its row.
+            Part of to_dict/from_dict and equality, so a study is resumed only on the same pool.
     """
 
-    def __init__(self, domains: Sequence[str], *, floors=None, caps=None):
+    def __init__(self, domains: Sequence[str], *, floors=None, caps=None, pool=None):
         domains = list(domains) if not isinstance(domains, str) else [domains]
         if not domains:
             raise InvalidSpaceError("a mixture space needs at least 2 domains, got none")
@@ -59,6 +64,22 @@ class MixtureSpace:
             raise InvalidSpaceError(
                 f"caps must sum to at least 1 (else no mixture fits), got {self.caps.sum():.6g} for {_fmt(self.caps)}"
             )
+        self.pool: np.ndarray | None = None if pool is None else self._check_pool(pool)
+
+    def _check_pool(self, pool) -> np.ndarray:
+        try:
+            P = np.array(pool, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise InvalidSpaceError(f"pool must be an (n, k) array of numbers, got {type(pool).__name__}") from e
+        if P.ndim != 2 or P.shape[1] != self.k or len(P) < 1:
+            raise InvalidSpaceError(f"pool must be an (n, {self.k}) array of mixtures with n >= 1, got shape {P.shape}")
+        for i, row in enumerate(P):
+            try:
+                P[i] = self.clean(row)
+            except InvalidWeightsError as e:
+                raise InvalidSpaceError(f"pool row {i} must be a feasible mixture: {e}") from None
+        P.flags.writeable = False
+        return P
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -127,19 +148,33 @@ class MixtureSpace:
             extra += f", floors={_fmt(self.floors)}"
         if (self.caps < 1).any():
             extra += f", caps={_fmt(self.caps)}"
+        if self.pool is not None:
+            extra += f", pool=<{len(self.pool)} mixtures>"
         return f"MixtureSpace({list(self.domains)}{extra})"
 
     def to_dict(self) -> dict:
         """A JSON-ready description, the inverse of `from_dict`."""
-        return {
+        d = {
             "domains": list(self.domains),
             "floors": [float(v) for v in self.floors],
             "caps": [float(v) for v in self.caps],
         }
+        if self.pool is not None:
+            d["pool"] = self.pool.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> MixtureSpace:
-        return cls(d["domains"], floors=d.get("floors"), caps=d.get("caps"))
+        return cls(d["domains"], floors=d.get("floors"), caps=d.get("caps"), pool=d.get("pool"))
+
+    def nearest(self, weights) -> int:
+        """The index of the pool row nearest (L1 distance; the first on ties) to one mixture."""
+        if self.pool is None:
+            raise InvalidSpaceError("nearest needs a space with a pool of mixtures, but this one has none")
+        x = self.as_array(weights)
+        if x.ndim != 1:
+            raise InvalidWeightsError(f"expected one mixture of {self.k} weights, got shape {x.shape}")
+        return int(np.argmin(np.abs(self.pool - x).sum(axis=1)))
 
     # -- checking and converting mixtures -----------------------------------------------------
     def as_array(self, weights) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The study: a resumable campaign of trials in a directory.
 
 DIR/study.json        the resolved spec (space, objective, optimizer, seed), written once
-DIR/journal.jsonl     append-only events: enqueue, create, complete, fail, abandon
+DIR/journal.jsonl     append-only events: enqueue, create, complete, fail, abandon (a complete
+                      event with "weights" records the mixture the evaluator actually evaluated)
 DIR/trials/<n>/       per-trial artifacts written by evaluators (logs, configs)
 DIR/study.lock        the write lock (one writer at a time; readers need no lock)
 
@@ -138,6 +139,9 @@ class Study:
         t.finished_at = e["time"]
         if kind == "complete":
             t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
+            if e.get("weights") is not None:  # the evaluator answered with another mixture: record that one
+                t.extra["proposed_weights"] = t.weights
+                t.weights = self.space.to_mixture(self.space.validate(e["weights"]))
             t.cost, t.curves = e.get("cost") or {}, e.get("curves")
             t.extra.update(e.get("extra") or {})
             t.value = self._score(t.losses)
@@ -310,6 +314,8 @@ class Study:
         """Finish a RUNNING trial.
 
         tell(trial, Evaluation(...)) or tell(trial, {"books": 4.51, ...}): COMPLETED with those losses.
+            An Evaluation with `weights` (the mixture actually evaluated) replaces the trial's weights
+            with them and keeps the proposal in trial.extra["proposed_weights"].
         tell(trial, state="failed", error="OOM"): FAILED (counts against the budget, kept with its reason).
         tell(trial, state="abandoned"): its work is lost; the mixture is queued again with the same seed.
         """
@@ -324,8 +330,15 @@ class Study:
                     raise StudyError(f"completing trial {t.number} needs its evaluation (per-domain losses), got None")
                 ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
                 self.objective(ev.losses)  # raises, writing nothing, if the objective's domains are missing
-                self._record({"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
-                              "curves": ev.curves, "extra": ev.extra})
+                event = {"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
+                         "curves": ev.curves, "extra": ev.extra}
+                if ev.weights is not None:  # the mixture actually evaluated (checked before anything is written)
+                    try:
+                        event["weights"] = list(map(float, self.space.validate(ev.weights)))
+                    except InvalidWeightsError as err:
+                        raise StudyError(f"trial {t.number}: the mixture the evaluator says it evaluated must lie "
+                                         f"in the space: {err}") from None
+                self._record(event)
             elif state is TrialState.FAILED:
                 self._record({"event": "fail", "number": t.number, "error": error or "unknown error"})
             elif state is TrialState.ABANDONED:

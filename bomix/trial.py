@@ -35,12 +35,17 @@ class Evaluation:
     cost: resources spent, e.g. {"seconds": 812.0, "tokens": 5.0e8}.
     curves: optional loss curves {domain: [(step, loss), ...]} (BiMix fits them).
     extra: anything JSON-serialisable the evaluator wants kept with the trial.
+    weights: the mixture actually evaluated {domain: weight}, when it differs from the one proposed
+        (a replay evaluator answers with the nearest logged run); None means the proposal itself.
+        The study then records these weights as the trial's, and the proposal in
+        trial.extra["proposed_weights"].
     """
 
     losses: dict[str, float]
     cost: dict[str, float] = field(default_factory=dict)
     curves: dict[str, list[tuple[int, float]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, float] | None = None
 
     def __post_init__(self):
         if not isinstance(self.losses, dict) or not self.losses:
@@ -61,6 +66,15 @@ class Evaluation:
                 raise EvaluationError(f"cost values must be finite numbers, got {name}={value!r}")
             cost[name] = float(value)
         object.__setattr__(self, "cost", cost)
+        if self.weights is not None:
+            if not isinstance(self.weights, dict) or not self.weights:
+                raise EvaluationError(f"weights (the mixture evaluated) must be a dict {{domain: weight}} or None, "
+                                      f"got {self.weights!r}")
+            bad = {n: v for n, v in self.weights.items() if not isinstance(n, str) or isinstance(v, bool)
+                   or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(float(v))}
+            if bad:
+                raise EvaluationError(f"weights must map domain names to finite numbers, got {bad}")
+            object.__setattr__(self, "weights", {n: float(v) for n, v in self.weights.items()})
 
 
 @dataclass

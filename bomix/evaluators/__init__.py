@@ -9,6 +9,7 @@ EVALUATORS: dict[str, str] = {
     "landscape": "bomix.evaluators.landscapes:landscape",
     "command": "bomix.evaluators.command:CommandEvaluator",
     "proxy": "bomix.evaluators.proxy:ProxyEvaluator",
+    "replay": "bomix.evaluators.replay:ReplayEvaluator",
 }
 
 

@@ -16,6 +16,11 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
                      as pending
     optimisation     SLSQP from the best of `raw_samples` Sobol mixtures (no hit-and-run sampler)
+    finite pool      a space with a `pool` (the logged runs of a replay evaluator): the initial
+                     design takes, for each design point in order, the nearest pool row no trial
+                     holds yet; the acquisition is evaluated on every pool row no trial holds
+                     (completed, failed or pending) and the best is proposed, so bo never
+                     proposes a point outside the pool, nor one twice
 
 `suggest` is a pure function of (constructor arguments, history, n): torch's RNG, the QMC
 sampler and the start points are all seeded from `seed` and the history's length, and torch runs
@@ -36,6 +41,7 @@ from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
 log = logging.getLogger("bomix")
 
 MODELS = ("per_domain", "scalar")
+POOL_BATCH = 256  # pool rows scored per acquisition call
 FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
                    # k=5, n=64 (same value as with no limit), at half the time
 
@@ -117,11 +123,12 @@ class BayesOpt(Optimizer):
         remaining = max(0, size - len(history.trials))
         done_init = history.count("bo/init")
         design = self.initial_design(space, done_init + min(n, remaining))
-        proposals = [Proposal(x, "bo/init") for x in design[done_init:]]
+        taken = _pool_taken(history)
+        proposals = [Proposal(x, "bo/init") for x in _snap(space, design[done_init:], taken)]
         need = n - len(proposals)
         if need and len(history.completed) < 2:  # nothing to model yet: keep exploring
             extra = space.sample(need, method="sobol", seed=self.seed + 1, skip=history.count("bo/explore"))
-            proposals += [Proposal(x, "bo/explore") for x in extra]
+            proposals += [Proposal(x, "bo/explore") for x in _snap(space, extra, taken)]
             need = 0
         if need:
             pending = [p.weights for p in proposals]
@@ -141,9 +148,13 @@ class BayesOpt(Optimizer):
         blocked = [t.x for t in history.pending + history.failed] + list(pending_extra)
         bounds, eq = _box_and_simplex(space)
         chosen: list[Proposal] = []
+        free = None if space.pool is None else _free_rows(space, history, pending_extra)
         for j in range(n):
             X_pending = [*blocked, *[p.weights for p in chosen]]
             acqf = self._acquisition(model, objective, X_base, X_pending, history, j)
+            if free is not None:
+                chosen.append(self._best_pool_row(acqf, space, free, history, j))
+                continue
             raw = torch.as_tensor(space.sample(self.raw_samples, method="sobol", seed=self._step_seed(history) + j),
                                   dtype=torch.double).unsqueeze(1)
             with torch.no_grad():
@@ -162,6 +173,23 @@ class BayesOpt(Optimizer):
             else:
                 chosen.append(Proposal(x, "bo/gp", {"log_ei": float(value)}))
         return chosen
+
+    def _best_pool_row(self, acqf, space, free: np.ndarray, history: History, j: int) -> Proposal:
+        """The free pool row with the highest acquisition value (and mark it taken in `free`);
+        a Sobol point, answered by its nearest run, once every row is taken."""
+        import torch
+
+        rows = np.flatnonzero(free)
+        if not len(rows):
+            x = space.sample(1, method="sobol", seed=self._step_seed(history) + 1000 + j)[0]
+            return Proposal(x, "bo/dedup")
+        X = torch.as_tensor(space.pool[rows], dtype=torch.double).unsqueeze(1)
+        with torch.no_grad():
+            values = torch.cat([acqf(X[i:i + POOL_BATCH]) for i in range(0, len(X), POOL_BATCH)])
+        best = int(values.argmax())
+        free[rows[best]] = False
+        return Proposal(space.pool[rows[best]].copy(), "bo/gp",
+                        {"log_ei": float(values[best]), "pool_row": int(rows[best])})
 
     def _step_seed(self, history: History) -> int:
         return (self.seed * 7919 + len(history.trials)) % 2**31
@@ -259,6 +287,36 @@ class BayesOpt(Optimizer):
             x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
                                  equality_constraints=eq)
         return space.project(x.detach().numpy().reshape(-1))
+
+
+def _pool_taken(history: History) -> set[int]:
+    """Pool rows some trial of the history holds or will be answered with (its nearest row)."""
+    space = history.space
+    return set() if space.pool is None else {space.nearest(t.x) for t in history.trials}
+
+
+def _snap(space, X: np.ndarray, taken: set[int]) -> np.ndarray:
+    """Each row of X, in order, replaced by the nearest (L1) pool row not yet taken (X itself
+    without a pool). Adds the rows it picks to `taken`. Once every row is taken, X's rows are kept."""
+    if space.pool is None:
+        return X
+    out = []
+    for x in X:
+        order = np.argsort(np.abs(space.pool - x).sum(axis=1), kind="stable")
+        row = next((int(i) for i in order if int(i) not in taken), None)
+        if row is None:
+            out.append(x)
+            continue
+        taken.add(row)
+        out.append(space.pool[row])
+    return np.array(out).reshape(len(X), space.k)
+
+
+def _free_rows(space, history: History, extra: list) -> np.ndarray:
+    """(n_pool,) bool: pool rows neither held by a trial of the history nor in `extra` proposals."""
+    free = np.ones(len(space.pool), dtype=bool)
+    free[list(_pool_taken(history) | {space.nearest(x) for x in extra})] = False
+    return free
 
 
 def _composer(objective, names: list[str], log_losses: bool):

@@ -1,0 +1,262 @@
+"""Replay of logged runs: an evaluator that answers from runs someone already trained.
+
+The runs come as a CSV pair in the olmix convention (ratios.csv: run/name/index keys plus one
+column per training domain, rows on the simplex; metrics.csv: the same keys plus one column per
+validation loss, nats/token), or RegMix's train_mixture / train_pile_loss files with
+preset="regmix" (columns renamed to the Pile subset names, weights rounded to 3 decimals
+renormalised).
+
+Modes:
+    "pool"       only mixtures that were really run can be evaluated. `evaluate` answers with the
+                 logged losses of the run nearest (L1) to the given mixture and says which mixture
+                 that was (Evaluation.weights), so the study records the mixture actually evaluated,
+                 never the proposal (kept in trial.extra["proposed_weights"]). `space` carries the
+                 logged mixtures as its pool, for optimizers that choose among them (bo).
+    "surrogate"  a smooth model per loss fitted to all logged runs (`surrogate` names the family),
+                 answering for any mixture; `cv_error` gives its cross-validated error.
+
+Noise: `noise_sd` is the sd of independent Gaussian noise added to each loss (default 0: the
+logged or predicted value itself). With a TrialContext it is drawn from
+default_rng([seed, context.seed]), so the same trial seed gives the same answer (resume relies on
+this); without one from a per-instance generator seeded from `seed`. `true_losses` and
+`true_value` give the noise-free answer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from bomix.errors import ConfigError, InvalidSpaceError, InvalidWeightsError
+from bomix.evaluators.base import Evaluator, TrialContext
+from bomix.export import KEYS, _read, _renamer
+from bomix.objective import Objective
+from bomix.space import MixtureSpace
+from bomix.trial import Evaluation, Trial, TrialState
+
+MODES = ("pool", "surrogate")
+SURROGATES = ("lightgbm", "mixing_law", "linear")
+PRESETS: dict[str, dict] = {
+    "regmix": {"rename_domains": lambda c: c.removeprefix("train_the_pile_"),
+               "rename_metrics": lambda c: c.removeprefix("metric/the_pile_").removesuffix("_val_loss"),
+               "renormalize": True},
+}
+RENORMALIZE_TOL = 0.01  # rounded logs: rows whose sum is within this of 1 are rescaled (preset "regmix")
+CV_FOLDS = 5
+MIXING_LAW_RESTARTS = 12  # L-BFGS restarts of each explicit-law fit (baselines.mixing_laws' default)
+
+
+class ReplayEvaluator(Evaluator):
+    """Answers from logged runs (see the module docstring).
+
+    ratios, metrics: paths of the two CSV files (or DataFrames).
+    preset: None (olmix columns as they are) or "regmix" (RegMix's column names, renormalised rows).
+    mode: "pool" or "surrogate".
+    noise_sd: sd of the noise added to each loss, nats/token (>= 0; default 0).
+    seed: seeds the noise and the surrogate's fit (integer >= 0).
+    surrogate: the model family of surrogate mode: "lightgbm" (RegMix's regressor, one per loss),
+        "mixing_law" (the explicit data mixing law c + k exp(t . r) of baselines.mixing_laws, one
+        per loss) or "linear" (RegMix's linear regressor). Ignored in pool mode.
+
+    Attributes: domains (training domains, column order), loss_names (validation losses, column
+    order), runs (the logged run keys), pool ((n, k) logged mixtures, rows on the simplex),
+    pool_losses ((n, m) their losses), space (a MixtureSpace over `domains`; in pool mode it
+    carries `pool`).
+    """
+
+    name = "replay"
+
+    def __init__(self, *, ratios, metrics, preset: str | None = None, mode: str = "pool", noise_sd: float = 0.0,
+                 seed: int = 0, surrogate: str = "lightgbm"):
+        if preset is not None and preset not in PRESETS:
+            raise ConfigError(f"replay preset must be None or one of {list(PRESETS)}, got {preset!r}")
+        if mode not in MODES:
+            raise ConfigError(f"replay mode must be one of {list(MODES)}, got {mode!r}")
+        if surrogate not in SURROGATES:
+            raise ConfigError(f"replay surrogate must be one of {list(SURROGATES)}, got {surrogate!r}")
+        if isinstance(noise_sd, bool) or not isinstance(noise_sd, (int, float)) or not math.isfinite(noise_sd) \
+                or noise_sd < 0:
+            raise ConfigError(f"replay noise_sd must be a finite number >= 0, got {noise_sd!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"replay seed must be an integer >= 0, got {seed!r}")
+        self.ratios = ratios
+        self.metrics = metrics
+        self.preset = preset
+        self.mode = mode
+        self.noise_sd = noise_sd
+        self.seed = seed
+        self.surrogate = surrogate
+        self._load()
+        self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+        self._models = None  # per-loss predictors, fitted on first use (surrogate mode)
+        self._cv: dict[str, float] | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        opts = PRESETS.get(self.preset, {})
+        r, m = _read(self.ratios, "replay ratios"), _read(self.metrics, "replay metrics")
+        key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
+        if key is None:
+            raise ConfigError(f"replay ratios and metrics must share a 'run' or 'index' column, got "
+                              f"{list(r.columns)} and {list(m.columns)}")
+        for df, what in ((r, "ratios"), (m, "metrics")):
+            dup = df[key][df[key].duplicated()].tolist()
+            if dup:
+                raise ConfigError(f"replay {what} must have one row per {key}, got duplicates {dup[:5]}")
+        unmatched = sorted(set(r[key]) ^ set(m[key]), key=str)
+        if unmatched:
+            raise ConfigError(f"replay needs both ratios and metrics for every run; unmatched {key} values "
+                              f"{unmatched[:5]}")
+        r = r.rename(columns={c: _renamer(opts.get("rename_domains"))(c) for c in r.columns if c not in KEYS})
+        m = m.rename(columns={c: _renamer(opts.get("rename_metrics"))(c) for c in m.columns if c not in KEYS})
+        domains = [c for c in r.columns if c not in KEYS]
+        loss_names = [c for c in m.columns if c not in KEYS]
+        if not loss_names:
+            raise ConfigError(f"replay metrics must have at least one loss column besides {list(KEYS)}, got "
+                              f"{list(m.columns)}")
+        try:
+            space = MixtureSpace(domains)
+        except InvalidSpaceError as e:
+            raise ConfigError(f"replay ratios must have a column per training domain (at least 2, unique): "
+                              f"{e}") from None
+        m = m.set_index(key).loc[r[key]]  # metrics rows in the ratios' run order
+        X = self._numbers(r[domains], "ratios")
+        L = self._numbers(m[loss_names], "metrics")
+        bad = np.flatnonzero(~np.isfinite(L).all(axis=1))
+        if len(bad):
+            raise ConfigError(f"replay metrics must give every loss of every run as a finite number; {key} "
+                              f"{r[key].iloc[bad[0]]!r} has {dict(zip(loss_names, L[bad[0]].tolist()))}")
+        for i, x in enumerate(X):
+            if opts.get("renormalize") and np.all(np.isfinite(x)) and x.min() >= 0 \
+                    and abs(x.sum() - 1) <= RENORMALIZE_TOL:
+                x = x / x.sum()
+            try:
+                X[i] = space.clean(x)
+            except InvalidWeightsError as e:
+                raise ConfigError(f"replay ratios row {key}={r[key].iloc[i]!r} must be a mixture: {e}") from None
+        self.domains: tuple[str, ...] = space.domains
+        self.loss_names: tuple[str, ...] = tuple(loss_names)
+        self.runs: list = r[key].tolist()
+        self.pool: np.ndarray = X
+        self.pool_losses: np.ndarray = L
+        self.pool.flags.writeable = self.pool_losses.flags.writeable = False
+        self.space = MixtureSpace(self.domains, pool=X) if self.mode == "pool" else space
+        self._plain = space
+
+    @staticmethod
+    def _numbers(df, what: str) -> np.ndarray:
+        try:
+            return np.array(df.to_numpy(dtype=float), dtype=float, copy=True)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"replay {what} columns must hold numbers: {e}") from None
+
+    # -- the truth ----------------------------------------------------------------------------
+    def nearest(self, weights) -> int:
+        """The row of the logged run nearest (L1) to one mixture {domain: weight} or (k,) array."""
+        return int(np.argmin(np.abs(self.pool - self._plain.clean(weights)).sum(axis=1)))
+
+    def true_loss_matrix(self, X: np.ndarray) -> np.ndarray:
+        """(n, m) noise-free losses of (n, k) mixtures: the nearest run's (pool) or predicted (surrogate)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        if self.mode == "pool":
+            return self.pool_losses[np.abs(self.pool[:, None] - X[None]).sum(axis=2).argmin(axis=0)]
+        return np.column_stack([predict(X) for predict in self._fitted()])
+
+    def true_losses(self, weights) -> dict[str, float]:
+        """Noise-free losses {name: nats/token} of one mixture (pool: of the nearest logged run)."""
+        x = self._plain.clean(weights)
+        return dict(zip(self.loss_names, self.true_loss_matrix(x[None])[0].tolist()))
+
+    def true_value(self, weights, objective="mean") -> float:
+        """The noise-free objective of one mixture, nats/token."""
+        return float(self._objective(objective)(self.true_losses(weights)))
+
+    def pool_values(self, objective="mean") -> np.ndarray:
+        """(n,) the objective of every logged run, nats/token, in `runs` order."""
+        objective = self._objective(objective)
+        return np.array([objective(dict(zip(self.loss_names, row))) for row in self.pool_losses.tolist()])
+
+    def pool_best(self, objective="mean") -> float:
+        """The best logged objective value: the pool's optimum, nats/token."""
+        return float(self.pool_values(objective).min())
+
+    def _objective(self, spec) -> Objective:
+        objective = Objective.parse(spec)
+        missing = [n for n in objective.required(dict.fromkeys(self.loss_names)) if n not in self.loss_names]
+        if missing:
+            raise ConfigError(f"the objective may only read the logged losses {list(self.loss_names)}; "
+                              f"{objective!r} reads {missing}")
+        return objective
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
+        """The losses of one mixture plus noise (sd `noise_sd` per loss).
+
+        Pool mode answers with the nearest logged run: Evaluation.weights is that run's mixture and
+        extra holds its key ("replay_run") and L1 distance from the proposal ("replay_distance").
+        """
+        start = time.perf_counter()
+        x = self._plain.clean(weights)
+        rng = self._rng if context is None else np.random.default_rng([self.seed, context.seed])
+        noise = self.noise_sd * rng.standard_normal(len(self.loss_names)) if self.noise_sd else 0.0
+        if self.mode == "pool":
+            i = self.nearest(x)
+            losses = self.pool_losses[i] + noise
+            run = self.runs[i]
+            extra = {"replay_run": run.item() if isinstance(run, np.generic) else run,
+                     "replay_distance": float(np.abs(self.pool[i] - x).sum())}
+            return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
+                              weights=self.space.to_mixture(self.pool[i]), extra=extra,
+                              cost={"seconds": time.perf_counter() - start})
+        losses = self.true_loss_matrix(x[None])[0] + noise
+        return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
+                          cost={"seconds": time.perf_counter() - start})
+
+    # -- the surrogate ------------------------------------------------------------------------
+    def _fitted(self) -> list:
+        if self._models is None:
+            self._models = [self._fit(self.pool, self.pool_losses[:, j], name)
+                            for j, name in enumerate(self.loss_names)]
+        return self._models
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, name: str):
+        """A function (p, k) mixtures -> (p,) predicted loss `name`, fitted to (X, y) by `surrogate`."""
+        if self.surrogate == "mixing_law":
+            from threadpoolctl import threadpool_limits
+
+            from baselines.mixing_laws import fit_exponential
+
+            own = self.domains.index(name) if name in self.domains else None
+            with threadpool_limits(1):
+                theta = fit_exponential(X, y, own, np.random.default_rng([self.seed, len(y)]), MIXING_LAW_RESTARTS)
+            return lambda P: np.exp(theta[0]) + np.exp(theta[1] + P @ theta[2:])
+        from bomix.optimizers import History, get_optimizer
+
+        trials = tuple(Trial(number=i, weights=self._plain.to_mixture(x), state=TrialState.COMPLETED,
+                             losses={name: float(v)}) for i, (x, v) in enumerate(zip(X, y)))
+        history = History(self._plain, Objective.parse({"kind": "target", "target": name}), trials)
+        regmix = get_optimizer("regmix", seed=self.seed, regressor=self.surrogate, n_simulations=1, top_k=1)
+        return regmix.fit(history).predict
+
+    def cv_error(self, folds: int = CV_FOLDS) -> dict[str, float]:
+        """The surrogate's `folds`-fold cross-validated mean absolute error per loss, nats/token.
+
+        Folds are a seeded permutation of the logged runs; each fold is predicted by models fitted
+        to the others, with the same family and seed as the surrogate itself.
+        """
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(self.pool):
+            raise ConfigError(f"cv folds must be an integer in [2, {len(self.pool)}], got {folds!r}")
+        if self._cv is not None and self._cv[0] == folds:
+            return dict(self._cv[1])
+        fold = np.random.default_rng(self.seed).permutation(len(self.pool)) % folds
+        pred = np.empty_like(self.pool_losses)
+        for f in range(folds):
+            train, test = fold != f, fold == f
+            for j, name in enumerate(self.loss_names):
+                pred[test, j] = self._fit(self.pool[train], self.pool_losses[train, j], name)(self.pool[test])
+        mae = np.abs(pred - self.pool_losses).mean(axis=0)
+        self._cv = (folds, dict(zip(self.loss_names, mae.tolist())))
+        return dict(self._cv[1])

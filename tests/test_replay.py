@@ -1,0 +1,195 @@
+"""The replay evaluator (logged runs, pool and surrogate modes) and bo over a finite pool."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bomix
+from bomix.errors import ConfigError, EvaluationError, InvalidSpaceError, StudyError
+from bomix.evaluators import get_evaluator
+from bomix.evaluators.base import TrialContext
+from bomix.evaluators.replay import ReplayEvaluator
+from bomix.optimizers import History
+from bomix.optimizers.bo import BayesOpt
+from bomix.trial import Evaluation, Trial, TrialState
+
+DOMAINS = ["books", "cc", "stack"]
+FAST_BO = {"n_init": 4, "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}
+
+
+def _logged(n=40, seed=0):
+    """A small olmix-style ratios/metrics pair: n Dirichlet mixtures, two smooth losses."""
+    rng = np.random.default_rng(seed)
+    X = rng.dirichlet(np.ones(3), n).round(4)
+    X[:, -1] = 1 - X[:, :-1].sum(axis=1)
+    losses = {"books": 3 + 0.5 / (X[:, 0] + 0.1) + 0.2 * X[:, 1],
+              "cc": 3.5 + 0.4 / (X[:, 1] + 0.1) + 0.1 * X[:, 2]}
+    keys = {"run": [f"r{i:03d}" for i in range(n)], "name": "toy", "index": np.arange(n)}
+    return pd.DataFrame({**keys, **dict(zip(DOMAINS, X.T))}), pd.DataFrame({**keys, **losses})
+
+
+@pytest.fixture
+def csvs(tmp_path):
+    ratios, metrics = _logged()
+    ratios.to_csv(tmp_path / "ratios.csv", index=False)
+    metrics.sample(frac=1, random_state=0).to_csv(tmp_path / "metrics.csv", index=False)  # rows in another order
+    return tmp_path / "ratios.csv", tmp_path / "metrics.csv"
+
+
+@pytest.fixture
+def pool_ev(csvs):
+    return get_evaluator("replay", ratios=csvs[0], metrics=csvs[1])
+
+
+def test_reads_the_pair_and_rebuilds_from_its_params(pool_ev, csvs):
+    ratios, metrics = _logged()
+    assert pool_ev.domains == tuple(DOMAINS) and pool_ev.loss_names == ("books", "cc")
+    assert pool_ev.pool.shape == (40, 3) and np.allclose(pool_ev.pool.sum(axis=1), 1)
+    assert np.allclose(pool_ev.pool_losses, metrics[["books", "cc"]].to_numpy())  # matched on run, not row order
+    assert pool_ev.space.pool is not None and np.array_equal(pool_ev.space.pool, pool_ev.pool)
+    assert ReplayEvaluator(**pool_ev.get_params()).get_params() == pool_ev.get_params()
+    assert pool_ev.pool_best() == pytest.approx(pool_ev.pool_values().min())
+    assert pool_ev.pool_best("target:cc") == pytest.approx(metrics["cc"].min())
+
+
+def test_pool_answers_with_the_nearest_run_and_says_which(pool_ev):
+    x = np.array([0.3, 0.3, 0.4])
+    i = int(np.argmin(np.abs(pool_ev.pool - x).sum(axis=1)))
+    ev = pool_ev.evaluate(dict(zip(DOMAINS, x)), TrialContext(seed=3))
+    assert ev.weights == pool_ev.space.to_mixture(pool_ev.pool[i])
+    assert ev.losses == dict(zip(pool_ev.loss_names, pool_ev.pool_losses[i].tolist()))  # the logged value, exactly
+    assert ev.extra["replay_run"] == f"r{i:03d}" and ev.extra["replay_distance"] > 0
+    assert pool_ev.true_losses(x) == ev.losses
+    assert pool_ev.true_value(x) == pytest.approx(np.mean(pool_ev.pool_losses[i]))
+
+
+def test_study_records_the_evaluated_mixture_and_replays_it(tmp_path, pool_ev):
+    s = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(DOMAINS), optimizer="sobol", seed=0)
+    s.optimize(pool_ev, 8, show_progress=False)
+    for t in s.trials:
+        i = pool_ev.nearest(t.extra["proposed_weights"])
+        assert t.x == pytest.approx(pool_ev.pool[i], abs=0)  # the run evaluated, not the proposal
+        assert t.losses == dict(zip(pool_ev.loss_names, pool_ev.pool_losses[i].tolist()))
+        assert t.extra["proposed_weights"] != t.weights
+    events = [json.loads(line) for line in (tmp_path / "s" / "journal.jsonl").read_text().splitlines()]
+    assert all("weights" in e for e in events if e["event"] == "complete")
+    s.close()
+    again = bomix.load_study(tmp_path / "s")
+    assert [(t.weights, t.losses, t.extra) for t in again.trials] == [(t.weights, t.losses, t.extra) for t in s.trials]
+    assert again.best_trial.value == pytest.approx(min(pool_ev.true_value(t.weights) for t in s.trials))
+
+
+def test_tell_refuses_an_evaluated_mixture_outside_the_space(tmp_path):
+    s = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(DOMAINS, caps={"cc": 0.5}), seed=0)
+    t = s.ask()[0]
+    with pytest.raises(StudyError, match="must lie in the space"):
+        s.tell(t, Evaluation(losses={"books": 3.0}, weights={"books": 0.0, "cc": 0.9, "stack": 0.1}))
+    assert t.state is TrialState.RUNNING and len((tmp_path / "s" / "journal.jsonl").read_text().splitlines()) == 1
+    with pytest.raises(EvaluationError, match="weights"):
+        Evaluation(losses={"books": 3.0}, weights={"books": float("nan")})
+
+
+def test_pool_noise_is_seeded_by_the_trial(csvs):
+    ev = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], noise_sd=0.05, seed=1)
+    w = dict(zip(DOMAINS, [0.2, 0.5, 0.3]))
+    a, b, c = (ev.evaluate(w, TrialContext(seed=s)).losses for s in (7, 7, 8))
+    assert a == b and a != c
+    assert ev.true_losses(w) != a and max(abs(a[n] - v) for n, v in ev.true_losses(w).items()) < 0.5
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "mixing_law", "linear"])
+def test_surrogate_reports_its_cv_error_and_noise_is_deterministic(csvs, family):
+    ev = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="surrogate", surrogate=family, noise_sd=0.01)
+    assert ev.space.pool is None
+    cv = ev.cv_error()
+    assert set(cv) == {"books", "cc"} and all(0 <= v < 1.0 for v in cv.values())
+    assert ev.cv_error() == cv  # cached, and deterministic
+    w = dict(zip(DOMAINS, [0.25, 0.25, 0.5]))
+    truth = ev.true_losses(w)
+    a, b = ev.evaluate(w, TrialContext(seed=5)), ev.evaluate(w, TrialContext(seed=5))
+    assert a.losses == b.losses and a.weights is None
+    assert all(0 < abs(a.losses[n] - truth[n]) < 0.06 for n in truth)
+    assert ev.true_value(w, "target:cc") == pytest.approx(truth["cc"])
+
+
+def test_bo_with_a_pool_proposes_distinct_unevaluated_pool_points(pool_ev):
+    space, objective = pool_ev.space, bomix.Objective.parse("mean")
+    bo = BayesOpt(seed=0, **FAST_BO)
+    trials = []
+    for number in range(7):
+        history = History(space, objective, tuple(trials))
+        proposals = bo.suggest(history, 2 if number == 5 else 1)  # one batch of two, with a pending trial
+        rows = [space.nearest(p.weights) for p in proposals]
+        assert all(np.array_equal(p.weights, space.pool[r]) for p, r in zip(proposals, rows))
+        taken = {space.nearest(t.x) for t in trials}
+        assert not taken & set(rows) and len(set(rows)) == len(rows)
+        for p in proposals:
+            ev = pool_ev.evaluate(space.to_mixture(p.weights))
+            state = TrialState.RUNNING if number == 3 else TrialState.COMPLETED  # one stays pending
+            trials.append(Trial(len(trials), ev.weights, state=state, proposed_by=p.source or "bo",
+                                losses=ev.losses if state is TrialState.COMPLETED else None))
+    assert any(p.source == "bo/gp" for p in proposals)
+    assert bo.suggest(History(space, objective, tuple(trials)), 1)[0].weights.tolist() == \
+        bo.suggest(History(space, objective, tuple(trials)), 1)[0].weights.tolist()
+
+
+def test_bo_study_on_the_pool_never_repeats_a_run_and_resumes(tmp_path, pool_ev):
+    s = bomix.create_study(tmp_path / "s", space=pool_ev.space, optimizer=BayesOpt(seed=0, **FAST_BO), seed=0)
+    s.optimize(pool_ev, 8, show_progress=False)
+    rows = [pool_ev.nearest(t.weights) for t in s.trials]
+    assert len(set(rows)) == 8
+    assert all(t.extra["replay_distance"] == 0 for t in s.trials)  # bo asked for logged runs only
+    s.close()
+    again = bomix.load_study(tmp_path / "s")
+    assert again.space == pool_ev.space and np.array_equal(again.space.pool, pool_ev.pool)
+    assert [t.weights for t in again.trials] == [t.weights for t in s.trials]
+
+
+def test_space_pool_round_trips_and_is_checked():
+    pool = [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]
+    space = bomix.MixtureSpace(DOMAINS, pool=pool)
+    assert bomix.MixtureSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
+    assert space != bomix.MixtureSpace(DOMAINS) and "pool" not in bomix.MixtureSpace(DOMAINS).to_dict()
+    assert space.nearest([0.3, 0.3, 0.4]) == 1
+    with pytest.raises(InvalidSpaceError, match="pool row 1"):
+        bomix.MixtureSpace(DOMAINS, pool=[[0.5, 0.5, 0.0], [0.5, 0.6, 0.0]])
+    with pytest.raises(InvalidSpaceError, match="shape"):
+        bomix.MixtureSpace(DOMAINS, pool=[[0.5, 0.5]])
+    with pytest.raises(InvalidSpaceError, match="no"):
+        bomix.MixtureSpace(DOMAINS).nearest([1, 0, 0])
+
+
+def test_bad_inputs_name_the_value(tmp_path, csvs):
+    with pytest.raises(ConfigError, match="nope.csv"):
+        ReplayEvaluator(ratios=tmp_path / "nope.csv", metrics=csvs[1])
+    with pytest.raises(ConfigError, match="'poool'"):
+        ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="poool")
+    with pytest.raises(ConfigError, match="'gp'"):
+        ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="surrogate", surrogate="gp")
+    with pytest.raises(ConfigError, match="'pile'"):
+        ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], preset="pile")
+    ratios, metrics = _logged()
+    with pytest.raises(ConfigError, match="r039"):  # a run without metrics
+        ReplayEvaluator(ratios=ratios, metrics=metrics.iloc[:-1])
+    bad = ratios.copy()
+    bad.loc[3, "cc"] += 0.2
+    with pytest.raises(ConfigError, match="r003.*sum to 1"):
+        ReplayEvaluator(ratios=bad, metrics=metrics)
+    ev = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1])
+    other = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(["books", "cc", "web"]), seed=0)
+    with pytest.raises(ConfigError, match="domains must match"):  # the study checks the evaluator's domains
+        other.optimize(ev, 1, show_progress=False)
+    with pytest.raises(ConfigError, match="nope"):
+        ev.true_value([0.2, 0.3, 0.5], "target:nope")
+
+
+def test_regmix_files_load_with_the_preset(regmix_csvs):
+    ev = ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1], preset="regmix")
+    assert len(ev.domains) == 17 and len(ev.loss_names) == 13 and "pile_cc" in ev.loss_names
+    assert ev.pool.shape == (512, 17) and np.allclose(ev.pool.sum(axis=1), 1)
+    assert ev.pool_best() == pytest.approx(4.7534, abs=1e-4)
+    assert float(np.median(ev.pool_values())) == pytest.approx(5.3067, abs=1e-4)
+    with pytest.raises(ConfigError, match="sum to 1"):  # rounded weights: only the preset renormalises
+        ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1])
