@@ -209,7 +209,9 @@ def resolve(config: BenchmarkConfig) -> dict:
             raise ConfigError(f"space.domains must be given: evaluator {config.evaluator.name!r} does not name its "
                               "domains")
         space_config = dataclasses.replace(space_config, domains=list(evaluator.domains))
-    space = space_config.build()
+    from bomix.evaluators.base import space_with_pool
+
+    space = space_with_pool(space_config.build(), evaluator)
     fixed = []
     for label, m in b.methods.items():
         optimizer = get_optimizer(m.name, seed=b.seeds[0], **m.params)

@@ -35,11 +35,12 @@ def _campaign(config, *, show_progress):
     (study, evaluator)."""
     import bomix
     from bomix.evaluators import get_evaluator
+    from bomix.evaluators.base import space_with_pool
 
-    space = config.space.build()
     params = {"seed": config.study.seed, **config.optimizer.params}
     optimizer = bomix.get_optimizer(config.optimizer.name, **params)
     evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
+    space = space_with_pool(config.space.build(), evaluator)
     study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
                                seed=config.study.seed, load_if_exists=True)
     config.write(study.directory / "config.json")

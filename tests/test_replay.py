@@ -193,3 +193,24 @@ def test_regmix_files_load_with_the_preset(regmix_csvs):
     assert float(np.median(ev.pool_values())) == pytest.approx(5.3067, abs=1e-4)
     with pytest.raises(ConfigError, match="sum to 1"):  # rounded weights: only the preset renormalises
         ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1])
+
+
+def test_a_campaign_on_a_pool_evaluator_gets_the_pool_in_its_space(tmp_path, pool_ev, csvs):
+    from bomix.config import load_config
+    from bomix.evaluators.base import space_with_pool
+
+    plain = bomix.MixtureSpace(pool_ev.domains)
+    assert np.array_equal(space_with_pool(plain, pool_ev).pool, pool_ev.pool)
+    assert space_with_pool(plain, get_evaluator("landscape", name="seedlike")) is plain
+    with pytest.raises(ConfigError, match="logged runs' domains"):
+        space_with_pool(bomix.MixtureSpace(list(reversed(pool_ev.domains))), pool_ev)
+    # bomix run: an empty space.domains takes the logged runs' domains, and the study's space their pool
+    ratios, metrics = csvs
+    config = load_config(None, [f'study.dir="{tmp_path / "s"}"', "study.n_trials=3", 'optimizer.name="bo"',
+                                f"space.domains={json.dumps(list(pool_ev.domains))}", 'evaluator.name="replay"',
+                                f'evaluator.params={{ratios = "{ratios}", metrics = "{metrics}"}}'])
+    from bomix.cli import _campaign
+
+    study, _ = _campaign(config, show_progress=False)
+    assert study.space.pool is not None and len(study.space.pool) == len(pool_ev.pool)
+    assert all(study.space.nearest(t.weights) == pool_ev.nearest(t.weights) for t in study.trials)

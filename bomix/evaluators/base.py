@@ -45,3 +45,19 @@ class Evaluator(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def space_with_pool(space, evaluator):
+    """`space`, carrying the evaluator's finite pool of mixtures when it has one (replay, pool mode),
+    so pool-aware optimizers (bo) choose among the logged runs. Any other evaluator: `space` itself."""
+    from bomix.errors import ConfigError
+    from bomix.space import MixtureSpace
+
+    own = getattr(evaluator, "space", None)
+    pool = getattr(own, "pool", None)
+    if pool is None or space.pool is not None:
+        return space
+    if list(space.domains) != list(own.domains):
+        raise ConfigError(f"space.domains must be the logged runs' domains {list(own.domains)} in that order, "
+                          f"got {list(space.domains)}")
+    return MixtureSpace(space.domains, floors=space.floors, caps=space.caps, pool=pool)
