@@ -35,12 +35,11 @@ import os
 import re
 import sys
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bomix.config import ComponentConfig, SpaceConfig, _check_type, parse_override
+from bomix.config import ComponentConfig, SpaceConfig, check_section, read_toml
 from bomix.errors import ConfigError, SpecMismatchError
 
 FORMAT = "bomix.benchmark/1"
@@ -155,41 +154,14 @@ def config_from_dict(raw: dict) -> BenchmarkConfig:
         raise ConfigError("a benchmark config needs a [benchmark] section naming its methods, got none")
     sections = {}
     for name, cls in SECTIONS.items():
-        values = raw.get(name, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"[{name}] must be a table, got {values!r}")
-        keys = {g.name for g in dataclasses.fields(cls)}
-        bad = sorted(set(values) - keys)
-        if bad:
-            raise ConfigError(f"[{name}] keys must be among {sorted(keys)}, got unknown {bad}")
-        for key, value in values.items():
-            _check_type(f"{name}.{key}", value, (cls, key))
+        values = check_section(name, cls, raw.get(name, {}))
         sections[name] = cls(**{**DEFAULTS.get(name, {}), **values})
     return BenchmarkConfig(**sections)
 
 
 def load_benchmark_config(path=None, overrides=()) -> BenchmarkConfig:
     """Read a benchmark TOML (or start from defaults when `path` is None), then apply `--set` overrides."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file must exist, got {str(path)!r}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} must be valid TOML: {e}") from None
-    for text in overrides:
-        keys, value = parse_override(text)
-        if len(keys) < 2:
-            raise ConfigError(f"--set keys are section.key (e.g. benchmark.seeds=3), got {text!r}")
-        node = raw
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {k} is not a table")
-        node[keys[-1]] = value
-    return config_from_dict(raw)
+    return config_from_dict(read_toml(path, overrides, example="benchmark.seeds=3"))
 
 
 def resolve(config: BenchmarkConfig) -> dict:

@@ -125,6 +125,19 @@ def _check_type(where: str, value, annotation) -> None:
         raise ConfigError(f"{where} must be {names}, got {value!r} ({type(value).__name__})")
 
 
+def check_section(name: str, cls, values) -> dict:
+    """`values` for section [name] of dataclass `cls`, checked: a table, known keys, right types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table, got {values!r}")
+    keys = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(values) - keys)
+    if bad:
+        raise ConfigError(f"[{name}] keys must be among {sorted(keys)}, got unknown {bad}")
+    for key, value in values.items():
+        _check_type(f"{name}.{key}", value, (cls, key))
+    return values
+
+
 def from_dict(raw: dict[str, Any]) -> Config:
     """A Config from nested dicts; unknown sections/keys and wrong types raise ConfigError."""
     if not isinstance(raw, dict):
@@ -135,15 +148,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
     sections = {}
     for name, default in DEFAULTS.items():
         cls = type(default)
-        values = raw.get(name, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"[{name}] must be a table, got {values!r}")
-        keys = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(values) - keys)
-        if bad:
-            raise ConfigError(f"[{name}] keys must be among {sorted(keys)}, got unknown {bad}")
-        for key, value in values.items():
-            _check_type(f"{name}.{key}", value, (cls, key))
+        values = check_section(name, cls, raw.get(name, {}))
         sections[name] = dataclasses.replace(default, **values)
     return Config(**sections)
 
@@ -162,6 +167,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a TOML config (or start from defaults when `path` is None) and apply `--set` overrides."""
+    return from_dict(read_toml(path, overrides, example="study.seed=1"))
+
+
+def read_toml(path: str | Path | None, overrides=(), *, example: str = "study.seed=1") -> dict:
+    """The nested dict of a TOML file (empty when `path` is None) with `--set key=value` overrides
+    applied; `example` is the key=value shown when an override is not section.key."""
     raw: dict = {}
     if path is not None:
         path = Path(path)
@@ -174,11 +185,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     for text in overrides:
         keys, value = parse_override(text)
         if len(keys) < 2:
-            raise ConfigError(f"--set keys are section.key (e.g. study.seed=1), got {text!r}")
+            raise ConfigError(f"--set keys are section.key (e.g. {example}), got {text!r}")
         node = raw
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text!r}: {k} is not a table")
         node[keys[-1]] = value
-    return from_dict(raw)
+    return raw
