@@ -96,6 +96,33 @@ def _read(table, what: str):
         raise ConfigError(f"{what} must be a readable CSV file or a DataFrame, got {table!r}: {e}") from None
 
 
+def read_runs(ratios, metrics, *, rename_domains=None, rename_metrics=None, what: str = ""):
+    """A ratios/metrics pair of logged runs, read and checked (shared key, one row per run, every run
+    in both, at least one loss): (key, ratios, metrics with rows in the ratios' run order, domains,
+    loss names), columns renamed. `what` prefixes the messages (e.g. "replay")."""
+    p = f"{what} " if what else ""
+    r, m = _read(ratios, f"{p}ratios"), _read(metrics, f"{p}metrics")
+    key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
+    if key is None:
+        raise ConfigError(f"{p}ratios and metrics must share a 'run' or 'index' column, got {list(r.columns)} and "
+                          f"{list(m.columns)}")
+    for df, table in ((r, "ratios"), (m, "metrics")):
+        dup = df[key][df[key].duplicated()].tolist()
+        if dup:
+            raise ConfigError(f"{p}{table} must have one row per {key}, got duplicates {dup[:5]}")
+    unmatched = sorted(set(r[key]) ^ set(m[key]), key=str)
+    if unmatched:
+        raise ConfigError(f"{p}every run needs both ratios and metrics; unmatched {key} values {unmatched[:5]}")
+    r = r.rename(columns={c: _renamer(rename_domains)(c) for c in r.columns if c not in KEYS})
+    m = m.rename(columns={c: _renamer(rename_metrics)(c) for c in m.columns if c not in KEYS})
+    domains = [c for c in r.columns if c not in KEYS]
+    loss_names = [c for c in m.columns if c not in KEYS]
+    if not loss_names:
+        raise ConfigError(f"{p}metrics must have at least one loss column besides {list(KEYS)}, got {list(m.columns)}")
+    m = m.set_index(key).loc[r[key]].reset_index()  # metrics rows in the ratios' run order
+    return key, r.reset_index(drop=True), m, domains, loss_names
+
+
 def import_runs(study, ratios, metrics, *, rename_domains=None, rename_metrics=None, renormalize: bool = False,
                 atol: float = 1e-6, source: str = "import") -> list:
     """Add logged runs as COMPLETED trials. Everything is checked before anything is written.
@@ -105,32 +132,15 @@ def import_runs(study, ratios, metrics, *, rename_domains=None, rename_metrics=N
     (e.g. lambda c: c.removeprefix("train_the_pile_") for RegMix's CSVs).
     renormalize: accept weights whose sum is within 0.01 of 1 (rounded logs) and rescale them.
     """
-    r, m = _read(ratios, "ratios"), _read(metrics, "metrics")
-    key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
-    if key is None:
-        raise ConfigError(f"ratios and metrics must share a 'run' or 'index' column, got {list(r.columns)} and "
-                          f"{list(m.columns)}")
-    for df, what in ((r, "ratios"), (m, "metrics")):
-        dup = df[key][df[key].duplicated()].tolist()
-        if dup:
-            raise ConfigError(f"{what} must have one row per {key}, got duplicates {dup[:5]}")
-    r = r.rename(columns={c: _renamer(rename_domains)(c) for c in r.columns if c not in KEYS})
-    m = m.rename(columns={c: _renamer(rename_metrics)(c) for c in m.columns if c not in KEYS})
-    domains = [c for c in r.columns if c not in KEYS]
+    key, r, m, domains, metric_cols = read_runs(ratios, metrics, rename_domains=rename_domains,
+                                                rename_metrics=rename_metrics)
     missing, unknown = [d for d in study.space.domains if d not in domains], [d for d in domains if d not in study.space.domains]
     if missing or unknown:
         raise ConfigError(f"ratios columns must be the study's domains {list(study.space.domains)}; "
                           f"missing {missing}, unknown {unknown}")
-    merged = r.merge(m.drop(columns=[k for k in KEYS if k in m.columns and k != key]), on=key, how="inner",
-                     suffixes=("", "__metric"))
-    unmatched = sorted(set(r[key]) ^ set(m[key]))
-    if unmatched:
-        raise ConfigError(f"every run needs both ratios and metrics; unmatched {key} values {unmatched[:5]}")
-    metric_cols = [c for c in m.columns if c not in KEYS]
-    if not metric_cols:
-        raise ConfigError("metrics must have at least one loss column besides run/name/index")
     rows = []
-    for _, row in merged.iterrows():
+    for i, run in enumerate(r[key]):
+        row = {key: run, **r.iloc[i][domains].to_dict()}
         x = np.array([row[d] for d in study.space.domains], dtype=float)
         if renormalize and np.all(np.isfinite(x)) and abs(x.sum() - 1) <= 0.01 and x.min() >= 0:
             x = x / x.sum()
@@ -140,7 +150,7 @@ def import_runs(study, ratios, metrics, *, rename_domains=None, rename_metrics=N
             raise InvalidWeightsError(f"ratios row {key}={row[key]!r}: {e}") from None
         losses = {}
         for c in metric_cols:
-            v = row[c if c not in r.columns else f"{c}__metric"]
+            v = m[c].iloc[i]
             try:
                 v = float(v)
             except (TypeError, ValueError):

@@ -32,7 +32,7 @@ import numpy as np
 
 from bomix.errors import ConfigError, InvalidSpaceError, InvalidWeightsError
 from bomix.evaluators.base import Evaluator, TrialContext
-from bomix.export import KEYS, _read, _renamer
+from bomix.export import read_runs
 from bomix.objective import Objective
 from bomix.space import MixtureSpace
 from bomix.trial import Evaluation, Trial, TrialState
@@ -97,32 +97,14 @@ class ReplayEvaluator(Evaluator):
     # -- reading ------------------------------------------------------------------------------
     def _load(self) -> None:
         opts = PRESETS.get(self.preset, {})
-        r, m = _read(self.ratios, "replay ratios"), _read(self.metrics, "replay metrics")
-        key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
-        if key is None:
-            raise ConfigError(f"replay ratios and metrics must share a 'run' or 'index' column, got "
-                              f"{list(r.columns)} and {list(m.columns)}")
-        for df, what in ((r, "ratios"), (m, "metrics")):
-            dup = df[key][df[key].duplicated()].tolist()
-            if dup:
-                raise ConfigError(f"replay {what} must have one row per {key}, got duplicates {dup[:5]}")
-        unmatched = sorted(set(r[key]) ^ set(m[key]), key=str)
-        if unmatched:
-            raise ConfigError(f"replay needs both ratios and metrics for every run; unmatched {key} values "
-                              f"{unmatched[:5]}")
-        r = r.rename(columns={c: _renamer(opts.get("rename_domains"))(c) for c in r.columns if c not in KEYS})
-        m = m.rename(columns={c: _renamer(opts.get("rename_metrics"))(c) for c in m.columns if c not in KEYS})
-        domains = [c for c in r.columns if c not in KEYS]
-        loss_names = [c for c in m.columns if c not in KEYS]
-        if not loss_names:
-            raise ConfigError(f"replay metrics must have at least one loss column besides {list(KEYS)}, got "
-                              f"{list(m.columns)}")
+        key, r, m, domains, loss_names = read_runs(self.ratios, self.metrics, what="replay",
+                                                   rename_domains=opts.get("rename_domains"),
+                                                   rename_metrics=opts.get("rename_metrics"))
         try:
             space = MixtureSpace(domains)
         except InvalidSpaceError as e:
             raise ConfigError(f"replay ratios must have a column per training domain (at least 2, unique): "
                               f"{e}") from None
-        m = m.set_index(key).loc[r[key]]  # metrics rows in the ratios' run order
         X = self._numbers(r[domains], "ratios")
         L = self._numbers(m[loss_names], "metrics")
         bad = np.flatnonzero(~np.isfinite(L).all(axis=1))
