@@ -198,17 +198,6 @@ def loss_matrix(history: History) -> tuple[list[str], np.ndarray]:
     return names, np.array([[t.losses[name] for name in names] for t in done], dtype=float)
 
 
-def compose(objective, names: list[str], L: np.ndarray) -> np.ndarray:
-    """The objective's value of each row of (p, m) per-domain losses L (columns in `names` order)."""
-    L = np.atleast_2d(L)
-    if objective.kind == "weighted":
-        w = np.array([objective.weights[n] for n in names], dtype=float)
-        return L @ w / w.sum()
-    if objective.kind == "worst":
-        return L.max(axis=1)
-    return L.mean(axis=1)  # mean, or target (one column)
-
-
 def minimize_on_space(fun, space: MixtureSpace, starts: np.ndarray, *, jac=None) -> tuple[np.ndarray, float]:
     """Multi-start SLSQP of fun over the space (floors/caps as bounds, sum = 1); the best end point."""
     from scipy.optimize import minimize

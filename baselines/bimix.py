@@ -33,7 +33,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from baselines._law import Law, LawBaseline, LawFitError, compose, loss_matrix
+from baselines._law import Law, LawBaseline, LawFitError, loss_matrix
 from bomix.errors import ConfigError
 from bomix.optimizers.base import History
 from bomix.space import MixtureSpace
@@ -178,7 +178,7 @@ class BiMix(LawBaseline):
 
         def predict(Xp):
             r = np.maximum(np.asarray(Xp, dtype=float)[:, cols], 1e-12)
-            return compose(objective, names, K * r ** -alpha)
+            return objective.of_rows(names, K * r ** -alpha)
 
         x = self.optimum(space, objective, names, K, alpha)
         params = {"K": dict(zip(names, K.tolist())), "alpha": dict(zip(names, alpha.tolist())),

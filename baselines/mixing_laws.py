@@ -37,7 +37,7 @@ import contextlib
 
 import numpy as np
 
-from baselines._law import Law, LawBaseline, LawFitError, compose, loss_matrix, minimize_on_space
+from baselines._law import Law, LawBaseline, LawFitError, loss_matrix, minimize_on_space
 from bomix.errors import ConfigError
 from bomix.optimizers.base import History
 from bomix.space import MixtureSpace
@@ -360,8 +360,8 @@ def _explicit_value_grad(objective, names: list[str], thetas: np.ndarray):
         if objective.kind == "worst":
             w = np.eye(len(names))[L.argmax(axis=1)]
         else:  # the objective is linear in the losses: its weights
-            w = np.broadcast_to(compose(objective, names, np.eye(len(names))), L.shape)
-        return compose(objective, names, L), (w * e) @ T
+            w = np.broadcast_to(objective.of_rows(names, np.eye(len(names))), L.shape)
+        return objective.of_rows(names, L), (w * e) @ T
 
     return value_grad
 

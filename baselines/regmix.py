@@ -35,7 +35,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from baselines._law import Law, LawBaseline, LawFitError, compose, loss_matrix
+from baselines._law import Law, LawBaseline, LawFitError, loss_matrix
 from bomix.errors import ConfigError
 from bomix.optimizers.base import History
 from bomix.space import MixtureSpace
@@ -237,7 +237,7 @@ class RegMix(LawBaseline):
 
         def predict(P: np.ndarray) -> np.ndarray:
             out = np.column_stack([m.predict(P) for m in models])
-            return compose(history.objective, names, out) if self.target == "per_domain" else out[:, 0]
+            return history.objective.of_rows(names, out) if self.target == "per_domain" else out[:, 0]
 
         rng = np.random.default_rng([self.seed, len(done), 0x5133])
         pool, filled = self.simulate(space, self.n_simulations, rng)

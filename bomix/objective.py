@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
+
 from bomix.errors import ConfigError, EvaluationError
 
 KINDS = ("mean", "weighted", "worst", "target")
@@ -80,6 +82,17 @@ class Objective:
         if self.kind == "worst":
             return max(losses[n] for n in names)
         return sum(losses[n] for n in names) / len(names)
+
+    def of_rows(self, names: list[str], L) -> np.ndarray:
+        """The objective of each row of (p, m) losses L, columns in `names` order (the names
+        `required` gives): the vectorised form of calling it on a dict, for fitted models."""
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if self.kind == "weighted":
+            w = np.array([self.weights[n] for n in names], dtype=float)
+            return L @ w / w.sum()
+        if self.kind == "worst":
+            return L.max(axis=1)
+        return L.mean(axis=1)  # mean, or target (one column)
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind}

@@ -303,3 +303,12 @@ def test_a_study_in_memory_equals_its_reloaded_journal(tmp_path, space5):
     reloaded = bomix.load_study(tmp_path / "s")
     pd.testing.assert_frame_equal(s.trials_dataframe(), reloaded.trials_dataframe())
     assert s.queued == reloaded.queued and len(s.queued) == 1
+
+
+@pytest.mark.parametrize("spec", ["mean", "worst", "target:cc", {"kind": "weighted", "weights": {"books": 1, "cc": 3}}])
+def test_objective_of_rows_matches_the_objective_of_each_dict(spec):
+    objective = bomix.Objective.parse(spec)
+    rows = [{"books": 4.1, "cc": 3.7, "stack": 2.2}, {"books": 3.9, "cc": 4.4, "stack": 2.8}]
+    names = objective.required(rows[0])
+    L = np.array([[r[n] for n in names] for r in rows])
+    assert np.allclose(objective.of_rows(names, L), [objective(r) for r in rows], rtol=0, atol=1e-12)
