@@ -7,6 +7,7 @@ import base64
 import html
 import json
 import math
+import os
 import platform
 from importlib import metadata
 
@@ -161,7 +162,7 @@ def write_html(path, blocks, figure_dir, title: str) -> None:
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     doc = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
            f"<style>{CSS}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
-    path.write_text(doc, encoding="utf-8")
+    _write_atomic(path, doc)
 
 
 def write_markdown(path, blocks, figure_dir, title: str) -> None:
@@ -181,4 +182,11 @@ def write_markdown(path, blocks, figure_dir, title: str) -> None:
             _, stem, caption, skip = b
             rel = (figure_dir / f"{stem}.png").relative_to(path.parent).as_posix()
             parts.append(f"_Not drawn: {skip}._" if skip else f"![{stem}]({rel})\n\n_{caption}_")
-    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    _write_atomic(path, "\n\n".join(parts) + "\n")
+
+
+def _write_atomic(path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it: no half-written report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
