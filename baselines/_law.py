@@ -15,6 +15,11 @@ The default is "sequential": with the same N it is the strongest version of each
 model sees every trial and spends them where it predicts the optimum), so a benchmark that bomix
 wins against it is a fair one. "one_shot" reproduces the papers.
 
+On a space with a finite pool (the logged runs of a replay evaluator) the method searches the pool:
+each design point becomes the nearest pool row no trial holds yet, every later proposal is the
+best-predicted pool row no trial holds (the pool is the candidate set, as bo's acquisition is
+scored over it), and the recommendation is the best-predicted row of the whole pool.
+
 Subclasses implement `design`, `fit` and `candidates`; the fitted model is a `Law`. Everything is
 a pure function of (constructor arguments, history, n), as the optimizer contract requires.
 """
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bomix.errors import BomixError, ConfigError
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, free_pool_rows, pool_taken, snap_to_pool
 from bomix.space import MixtureSpace
 
 PROTOCOLS = ("sequential", "one_shot")
@@ -117,8 +122,10 @@ class LawBaseline(Optimizer):
         try:
             law = self.fit(history)
         except LawFitError:  # not enough data yet (failures in the design): keep designing
-            return proposals + self._design_points(history, n - len(proposals), after=len(proposals))
+            return proposals + self._design_points(history, n - len(proposals), after=proposals)
         taken = [t.x for t in history.trials] + [p.weights for p in proposals]
+        if space.pool is not None:
+            return proposals + self._best_pool_rows(history, law, n - len(proposals), [p.weights for p in proposals])
         x = space.project(law.optimum)
         if self.protocol == "one_shot" and not proposals and not self._near(x, taken, 1e-9):
             proposals.append(Proposal(x, f"{self.name}/optimum", {"predicted": law.optimal_value}))
@@ -128,12 +135,31 @@ class LawBaseline(Optimizer):
             proposals += self._best_untried(history, law, n - len(proposals), taken + [p.weights for p in proposals])
         return proposals
 
-    def _design_points(self, history: History, n: int, after: int = 0) -> list[Proposal]:
+    def _design_points(self, history: History, n: int, after: list[Proposal] = ()) -> list[Proposal]:
+        """The design's next n points; `after`: design points this call already took."""
         if n <= 0:
             return []
-        done = history.count(f"{self.name}/design") + after
-        X = self.design(history.space, done + n)[done:]
+        space = history.space
+        done = history.count(f"{self.name}/design") + len(after)
+        X = self.design(space, done + n)[done:]
+        if space.pool is not None:
+            X = snap_to_pool(space, X, pool_taken(history) | {space.nearest(p.weights) for p in after})
         return [Proposal(history.space.clean(x), f"{self.name}/design") for x in X]
+
+    def _best_pool_rows(self, history: History, law: Law, n: int, extra: list) -> list[Proposal]:
+        """The n best-predicted pool rows no trial holds and no proposal in `extra` takes."""
+        space = history.space
+        rows = np.flatnonzero(free_pool_rows(space, history, extra))
+        if not len(rows):  # every logged run is taken: Sobol points, answered by their nearest run
+            X = space.sample(n, method="sobol", seed=self.seed + 1, skip=history.count(f"{self.name}/explore"))
+            return [Proposal(x, f"{self.name}/explore") for x in X]
+        predicted = law.predict(space.pool[rows])
+        best = rows[np.argsort(predicted, kind="stable")[:n]]
+        chosen = [Proposal(space.pool[i].copy(), f"{self.name}/candidate",
+                           {"predicted": float(p), "pool_row": int(i)})
+                  for i, p in zip(best, np.sort(predicted, kind="stable")[:n])]
+        return chosen + (self._best_pool_rows(history, law, n - len(chosen), extra + [p.weights for p in chosen])
+                         if len(chosen) < n else [])
 
     def _best_untried(self, history: History, law: Law, n: int, taken: list) -> list[Proposal]:
         """The n best-predicted candidates farther than min_distance (L1) from everything taken."""
@@ -164,7 +190,13 @@ class LawBaseline(Optimizer):
             law = self.fit(history)
         except LawFitError:
             return super().recommend(history)
-        x = history.space.project(law.optimum)
+        space = history.space
+        if space.pool is not None:  # the best-predicted logged run: only those can be evaluated
+            predicted = law.predict(space.pool)
+            i = int(np.argmin(predicted))
+            return Recommendation(space.to_mixture(space.pool[i]), float(predicted[i]), None,
+                                  f"{self.name} law, best-predicted logged run")
+        x = space.project(law.optimum)
         return Recommendation(history.space.to_mixture(x), law.optimal_value, None, f"{self.name} law optimum")
 
     def cross_validate(self, history: History, *, folds: int = 5) -> dict:

@@ -11,7 +11,7 @@ from bomix.errors import ConfigError, EvaluationError, InvalidSpaceError, StudyE
 from bomix.evaluators import get_evaluator
 from bomix.evaluators.base import TrialContext
 from bomix.evaluators.replay import ReplayEvaluator
-from bomix.optimizers import History
+from bomix.optimizers import History, get_optimizer
 from bomix.optimizers.bo import BayesOpt
 from bomix.trial import Evaluation, Trial, TrialState
 
@@ -145,6 +145,37 @@ def test_bo_study_on_the_pool_never_repeats_a_run_and_resumes(tmp_path, pool_ev)
     again = bomix.load_study(tmp_path / "s")
     assert again.space == pool_ev.space and np.array_equal(again.space.pool, pool_ev.pool)
     assert [t.weights for t in again.trials] == [t.weights for t in s.trials]
+
+
+@pytest.mark.parametrize("method, params", [
+    ("random", {}), ("sobol", {}), ("bimix", {"n0": 8}), ("mixing_laws", {"n0": 8}),
+    ("regmix", {"regressor": "linear", "n0": 8}),
+])
+def test_every_search_on_a_pool_runs_distinct_logged_runs(tmp_path, pool_ev, method, params):
+    """No method spends a trial on a run it already has: design points, law proposals and random or
+    Sobol draws all become distinct pool rows, so every trial is a logged run (distance 0)."""
+    optimizer = get_optimizer(method, seed=1, **params)
+    s = bomix.create_study(tmp_path / method, space=pool_ev.space, optimizer=optimizer, seed=1)
+    s.optimize(pool_ev, 12, show_progress=False)
+    rows = [pool_ev.nearest(t.weights) for t in s.trials]
+    assert len(set(rows)) == 12, rows
+    assert all(t.extra["replay_distance"] < 1e-9 for t in s.trials)
+    rec = s.recommend()
+    assert rec is not None and pool_ev.space.to_mixture(pool_ev.pool[pool_ev.nearest(rec.weights)]) == rec.weights
+
+
+def test_random_search_on_a_pool_is_seeded_and_resumes(tmp_path, pool_ev):
+    def rows(seed, n, split=None):
+        path = tmp_path / f"r{seed}-{split}"
+        s = bomix.create_study(path, space=pool_ev.space, optimizer="random", seed=seed)
+        s.optimize(pool_ev, split or n, show_progress=False)
+        if split:
+            s.close()
+            s = bomix.load_study(path)
+            s.optimize(pool_ev, n, show_progress=False)
+        return [pool_ev.nearest(t.weights) for t in s.trials]
+
+    assert rows(0, 10) == rows(0, 10, split=4) != rows(1, 10)
 
 
 def test_space_pool_round_trips_and_is_checked():

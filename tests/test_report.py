@@ -94,6 +94,13 @@ def test_final_values_and_tests(built):
     row = paired.query("label == 'bo' and reference == 'sobol' and metric == 'best_observed'")
     assert len(row) == 1 and row["n_pairs"].item() == len(SEEDS)
     assert (paired["role"].str.contains("best baseline")).any()
+    at = pd.read_csv(built / "at_budgets.csv")
+    trials = pd.read_csv(built / "trials.csv")
+    for (label, budget), row in at.set_index(["label", "budget"]).iterrows():
+        firsts = trials[(trials["label"] == label) & (trials["trial_index"] <= budget)]
+        per_seed = firsts.groupby("seed")["best_so_far"].last()
+        assert row["median"] == pytest.approx(per_seed.median()) and row["n"] == len(per_seed), (label, budget)
+    assert sorted(set(at["budget"])) == sorted({max(1, round(f * BUDGET)) for f in (0.25, 0.5, 1)})
     reach = pd.read_csv(built / "trials_to_reach.csv")
     assert set(reach["label"]) == set(METHODS) and (reach["median_trials"].dropna() <= BUDGET).all()
     mix = pd.read_csv(built / "recommended_mixtures.csv")
@@ -109,7 +116,7 @@ def test_html_is_self_contained(built):
     assert len(srcs) == 7 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<link" not in page and "@import" not in page
-    for word in ("Paired tests", "Trials needed", "Configuration and versions", "botorch", "python"):
+    for word in ("Paired tests", "Trials needed", "smaller budgets", "Configuration and versions", "botorch", "python"):
         assert word in page
     md = (built / "report.md").read_text()
     assert "![best_so_far](figures/best_so_far.png)" in md and "| label |" in md

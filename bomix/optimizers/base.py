@@ -112,3 +112,34 @@ class Optimizer(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+# -- finite pools (a replay evaluator's logged runs) -------------------------------------------
+def pool_taken(history: History) -> set[int]:
+    """Pool rows some trial of the history holds or will be answered with (its nearest row)."""
+    space = history.space
+    return set() if space.pool is None else {space.nearest(t.x) for t in history.trials}
+
+
+def snap_to_pool(space: MixtureSpace, X: np.ndarray, taken: set[int]) -> np.ndarray:
+    """Each row of X, in order, replaced by the nearest (L1) pool row not yet taken (X itself
+    without a pool). Adds the rows it picks to `taken`. Once every row is taken, X's rows are kept."""
+    if space.pool is None:
+        return X
+    out = []
+    for x in X:
+        order = np.argsort(np.abs(space.pool - x).sum(axis=1), kind="stable")
+        row = next((int(i) for i in order if int(i) not in taken), None)
+        if row is None:
+            out.append(x)
+            continue
+        taken.add(row)
+        out.append(space.pool[row])
+    return np.array(out).reshape(len(X), space.k)
+
+
+def free_pool_rows(space: MixtureSpace, history: History, extra=()) -> np.ndarray:
+    """(n_pool,) bool: pool rows neither held by a trial of the history nor by an `extra` mixture."""
+    free = np.ones(len(space.pool), dtype=bool)
+    free[list(pool_taken(history) | {space.nearest(x) for x in extra})] = False
+    return free

@@ -3,8 +3,9 @@
 All k weights are model inputs; the simplex is the equality constraint sum(r) = 1 handed to
 BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an implied "last" one.
 
-    initial design   the space's center (uniform, or the closest feasible point) + scrambled
-                     Sobol points on the capped simplex (MixtureSpace.sample), n_init in all
+    initial design   the space's center (uniform, or the closest feasible point; center=False
+                     leaves it out) + scrambled Sobol points on the capped simplex
+                     (MixtureSpace.sample), n_init in all
     model            "per_domain" (default): one GP per validation loss the objective reads
                      (log losses, batched independent GPs), composed into the study's objective
                      (mean / weighted / worst / target) through an MC objective;
@@ -36,7 +37,7 @@ import warnings
 import numpy as np
 
 from bomix.errors import ConfigError
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, free_pool_rows, pool_taken, snap_to_pool
 
 log = logging.getLogger("bomix")
 
@@ -74,6 +75,7 @@ class BayesOpt(Optimizer):
 
     seed: seeds the initial design and every random choice of the acquisition step.
     n_init: size of the initial design (center + Sobol); None: max(6, k + 2).
+    center: start the design at the space's center; False: Sobol points only.
     model: "per_domain" or "scalar".
     log_losses: model log(loss) per domain ("per_domain" only): losses blow up as a weight -> 0.
     num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
@@ -84,13 +86,15 @@ class BayesOpt(Optimizer):
 
     name = "bo"
 
-    def __init__(self, *, seed: int = 0, n_init: int | None = None, model: str = "per_domain",
+    def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "per_domain",
                  log_losses: bool = True, num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
                  recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if recommend_over not in ("evaluated", "simplex"):
             raise ConfigError(f"bo recommend_over must be 'evaluated' or 'simplex', got {recommend_over!r}")
+        if not isinstance(center, bool):
+            raise ConfigError(f"bo center must be true or false, got {center!r}")
         if n_init is not None and (not isinstance(n_init, int) or n_init < 1):
             raise ConfigError(f"bo n_init must be an integer >= 1 or None, got {n_init!r}")
         for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
@@ -99,6 +103,7 @@ class BayesOpt(Optimizer):
                 raise ConfigError(f"bo {what} must be an integer >= 1, got {v!r}")
         self.seed = seed
         self.n_init = n_init
+        self.center = center
         self.model = model
         self.log_losses = log_losses
         self.num_restarts = num_restarts
@@ -112,7 +117,10 @@ class BayesOpt(Optimizer):
         return self.n_init if self.n_init is not None else max(6, k + 2)
 
     def initial_design(self, space, size: int) -> np.ndarray:
-        """(size, k): the space's center, then scrambled Sobol points (a pure function of seed)."""
+        """(size, k): the space's center (unless center=False), then scrambled Sobol points (a pure
+        function of seed)."""
+        if not self.center:
+            return space.sample(size, method="sobol", seed=self.seed)
         return np.vstack([space.center[None], space.sample(max(size - 1, 0), method="sobol", seed=self.seed)])[:size]
 
     def suggest(self, history: History, n: int = 1) -> list[Proposal]:
@@ -123,12 +131,12 @@ class BayesOpt(Optimizer):
         remaining = max(0, size - len(history.trials))
         done_init = history.count("bo/init")
         design = self.initial_design(space, done_init + min(n, remaining))
-        taken = _pool_taken(history)
-        proposals = [Proposal(x, "bo/init") for x in _snap(space, design[done_init:], taken)]
+        taken = pool_taken(history)
+        proposals = [Proposal(x, "bo/init") for x in snap_to_pool(space, design[done_init:], taken)]
         need = n - len(proposals)
         if need and len(history.completed) < 2:  # nothing to model yet: keep exploring
             extra = space.sample(need, method="sobol", seed=self.seed + 1, skip=history.count("bo/explore"))
-            proposals += [Proposal(x, "bo/explore") for x in _snap(space, extra, taken)]
+            proposals += [Proposal(x, "bo/explore") for x in snap_to_pool(space, extra, taken)]
             need = 0
         if need:
             pending = [p.weights for p in proposals]
@@ -148,7 +156,7 @@ class BayesOpt(Optimizer):
         blocked = [t.x for t in history.pending + history.failed] + list(pending_extra)
         bounds, eq = _box_and_simplex(space)
         chosen: list[Proposal] = []
-        free = None if space.pool is None else _free_rows(space, history, pending_extra)
+        free = None if space.pool is None else free_pool_rows(space, history, pending_extra)
         for j in range(n):
             X_pending = [*blocked, *[p.weights for p in chosen]]
             acqf = self._acquisition(model, objective, X_base, X_pending, history, j)
@@ -287,36 +295,6 @@ class BayesOpt(Optimizer):
             x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
                                  equality_constraints=eq)
         return space.project(x.detach().numpy().reshape(-1))
-
-
-def _pool_taken(history: History) -> set[int]:
-    """Pool rows some trial of the history holds or will be answered with (its nearest row)."""
-    space = history.space
-    return set() if space.pool is None else {space.nearest(t.x) for t in history.trials}
-
-
-def _snap(space, X: np.ndarray, taken: set[int]) -> np.ndarray:
-    """Each row of X, in order, replaced by the nearest (L1) pool row not yet taken (X itself
-    without a pool). Adds the rows it picks to `taken`. Once every row is taken, X's rows are kept."""
-    if space.pool is None:
-        return X
-    out = []
-    for x in X:
-        order = np.argsort(np.abs(space.pool - x).sum(axis=1), kind="stable")
-        row = next((int(i) for i in order if int(i) not in taken), None)
-        if row is None:
-            out.append(x)
-            continue
-        taken.add(row)
-        out.append(space.pool[row])
-    return np.array(out).reshape(len(X), space.k)
-
-
-def _free_rows(space, history: History, extra: list) -> np.ndarray:
-    """(n_pool,) bool: pool rows neither held by a trial of the history nor in `extra` proposals."""
-    free = np.ones(len(space.pool), dtype=bool)
-    free[list(_pool_taken(history) | {space.nearest(x) for x in extra})] = False
-    return free
 
 
 def _composer(objective, names: list[str], log_losses: bool):

@@ -11,6 +11,8 @@ import os
 import platform
 from importlib import metadata
 
+import numpy as np
+
 PACKAGES = ("bomix", "torch", "botorch", "gpytorch", "ax-platform", "numpy", "pandas", "scipy", "matplotlib")
 
 CSS = """
@@ -99,6 +101,16 @@ def sections(data, tables, figures) -> list[tuple]:
                      "'true of ...' are noise-free values where the evaluator knows them (landscapes); "
                      "'replicated' is the mean of repeated evaluations where the study replicated its top mixtures."),
                ("table", wide)]
+    ab = tables["at_budgets"]
+    if not ab.empty:
+        ab = ab.assign(cell=[f"{_fmt(md)} | {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo)
+                             else f"{_fmt(md)} | {_fmt(m)}"
+                             for md, m, lo, hi in zip(ab["median"], ab["mean"], ab["ci_low"], ab["ci_high"])])
+        blocks += [("h3", "Best observed at smaller budgets"),
+                   ("p", "After the first 16, 32, ... trials of each study (a quarter, half and all of the budget): "
+                         "median | mean [95% t-interval] over seeds."),
+                   ("table", ab.pivot_table(index="label", columns="budget", values="cell", aggfunc="first", sort=False)
+                    .reset_index().rename(columns=lambda c: f"{c} trials" if isinstance(c, (int, np.integer)) else c))]
     for stem, title, _, _ in figures["order"]:
         caption, skip = figures["results"][stem]
         blocks += [("h2", title), ("figure", stem, caption, skip)]

@@ -132,6 +132,25 @@ def paired_tests(finals, data, *, reference: str = "sobol"):
                                        "ci_high", "wilcoxon_p", "wins", "losses"])
 
 
+def at_budgets(data, fractions=(0.25, 0.5, 1.0)):
+    """label, budget, n, median, mean, ci_low, ci_high of the best observed value after `budget`
+    trials (fractions of the benchmark's budget: 16, 32, 64 for 64), over seeds. A fixed mixture
+    (one trial) shows its value at every budget."""
+    import pandas as pd
+
+    df = within_budget(data)
+    budgets = sorted({max(1, round(f * max(data.budget, 1))) for f in fractions})
+    rows = []
+    for label, g in df.groupby("label", sort=False):
+        for b in budgets:
+            best = g[g["trial_index"] <= b].groupby("seed")["best_so_far"].last()
+            mean, lo, hi, n = t_ci(best)
+            if n:
+                rows.append({"label": label, "budget": b, "n": n, "median": float(np.nanmedian(best)),
+                             "mean": mean, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["label", "budget", "n", "median", "mean", "ci_low", "ci_high"])
+
+
 def trials_to_reach(finals, data, quantiles=QUANTILES):
     """label, quantile, target, median_trials (median over seeds of the first trial whose best so
     far is <= target; NaN when half the seeds or more never reach it), n_reached, n_seeds."""
@@ -194,5 +213,5 @@ def compute(data) -> dict:
     finals = finals_by_seed(data)
     return {"trials": data.trials, "recommendations": data.recommendations, "replicates": data.replicates,
             "finals_by_seed": finals, "final_summary": final_summary(finals),
-            "paired_tests": paired_tests(finals, data), "trials_to_reach": trials_to_reach(finals, data),
+            "paired_tests": paired_tests(finals, data), "at_budgets": at_budgets(data), "trials_to_reach": trials_to_reach(finals, data),
             "recommended_mixtures": recommended_mixtures(data), "domain_losses": domain_losses(data)}
