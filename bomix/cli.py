@@ -35,12 +35,17 @@ def _campaign(config, *, show_progress):
     (study, evaluator)."""
     import bomix
     from bomix.evaluators import get_evaluator
+    from bomix.errors import ConfigError
     from bomix.evaluators.base import space_with_pool
 
     params = {"seed": config.study.seed, **config.optimizer.params}
     optimizer = bomix.get_optimizer(config.optimizer.name, **params)
     evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
     space = space_with_pool(config.space.build(), evaluator)
+    domains = getattr(evaluator, "domains", None)
+    if domains is not None and tuple(domains) != space.domains:  # before anything is written
+        raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
+                          f"for a study over {list(space.domains)}")
     study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
                                seed=config.study.seed, load_if_exists=True)
     config.write(study.directory / "config.json")
@@ -48,8 +53,9 @@ def _campaign(config, *, show_progress):
     progress = config.study.show_progress if show_progress is None else show_progress
     _setup_logging(progress)
     try:
-        study.optimize(evaluator, n_trials=config.study.n_trials, n_parallel=config.study.n_parallel,
-                       runner=config.study.runner, show_progress=progress)
+        c = config.study
+        study.optimize(evaluator, n_trials=c.n_trials, n_parallel=c.n_parallel, runner=c.runner, timeout=c.timeout,
+                       retries=c.retries, max_failures=c.max_failures, show_progress=progress)
         if config.study.replicate_top:
             table = study.replicate(evaluator, top=config.study.replicate_top, repeats=config.study.replicate_repeats,
                                     n_parallel=config.study.n_parallel, runner=config.study.runner,

@@ -41,7 +41,10 @@ class StudyConfig:
     seed: int = 0                      # study seed: trial seeds and the optimizer's default seed
     n_trials: int = 64                 # budget: finished (completed + failed) trials in the study
     n_parallel: int = 1                # trials in flight at once
-    runner: str = "inline"             # where trials run
+    runner: str | dict = "inline"      # where trials run: a name, or {name = "ray", params = {num_gpus = 1}}
+    timeout: float | None = None       # seconds a trial may run before it is stopped and FAILED (not inline)
+    retries: int = 0                   # further tries of a FAILED mixture (each a trial of the budget)
+    max_failures: int | None = None    # stop after this many failed trials in a run (None: >= 5 and > half)
     objective: str | dict = "mean"     # what to minimise, from per-domain losses
     show_progress: bool | None = None  # progress bar; None: only on a terminal
     replicate_top: int = 0             # after the budget, re-evaluate the m best mixtures ...
@@ -52,6 +55,17 @@ class StudyConfig:
             raise ConfigError(f"study.n_trials must be >= 0, got {self.n_trials}")
         if self.n_parallel < 1:
             raise ConfigError(f"study.n_parallel must be >= 1, got {self.n_parallel}")
+        if isinstance(self.runner, dict):
+            bad = sorted(set(self.runner) - {"name", "params"})
+            if bad or not isinstance(self.runner.get("name"), str) or not isinstance(self.runner.get("params", {}), dict):
+                raise ConfigError(f"study.runner must be a name or a table {{name = ..., params = {{...}}}}, "
+                                  f"got {self.runner!r}")
+        if self.retries < 0:
+            raise ConfigError(f"study.retries must be >= 0, got {self.retries}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"study.timeout must be > 0 seconds, got {self.timeout}")
+        if self.max_failures is not None and self.max_failures < 0:
+            raise ConfigError(f"study.max_failures must be >= 0, got {self.max_failures}")
         if self.replicate_top < 0 or self.replicate_repeats < 1:
             raise ConfigError(f"study.replicate_top must be >= 0 and study.replicate_repeats >= 1, got "
                               f"{self.replicate_top} and {self.replicate_repeats}")

@@ -1,14 +1,20 @@
 """The study: a resumable campaign of trials in a directory.
 
 DIR/study.json        the resolved spec (space, objective, optimizer, seed), written once
-DIR/journal.jsonl     append-only events: enqueue, create, complete, fail, abandon (a complete
-                      event with "weights" records the mixture the evaluator actually evaluated)
+DIR/journal.jsonl     append-only events: enqueue, create, job, complete, fail, abandon (a complete
+                      event with "weights" records the mixture the evaluator actually evaluated;
+                      a job event records where a running trial runs, e.g. its Slurm job id)
 DIR/trials/<n>/       per-trial artifacts written by evaluators (logs, configs)
 DIR/study.lock        the write lock (one writer at a time; readers need no lock)
 
 The journal is the truth: loading replays it. Opening a study for writing takes the lock, and any
 trial still RUNNING then belonged to a process that died: it becomes ABANDONED and its mixture is
 queued again with its original seed, so the resumed study proceeds exactly as an uninterrupted one.
+A RUNNING trial with a job record (it runs elsewhere: a Slurm job) stays RUNNING until a runner
+re-attaches to it or abandons it (Runner.run does one or the other before anything else).
+
+One driver at a time: a second process that tries to write to a study another holds is refused
+(StudyLockedError names the holder's pid); reading needs no lock.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bomix import __version__
-from bomix.errors import BomixError, ConfigError, InvalidWeightsError, SpecMismatchError, StudyError
+from bomix.errors import BomixError, ConfigError, EvaluationError, InvalidWeightsError, SpecMismatchError, StudyError
 from bomix.journal import Journal, StudyLock
 from bomix.objective import Objective
 from bomix.optimizers import History, Optimizer, Proposal, Recommendation, get_optimizer
@@ -36,7 +42,7 @@ log = logging.getLogger("bomix")
 
 SPEC_FORMAT = "bomix.study/1"
 SPEC_KEYS = ("space", "objective", "optimizer", "seed")
-EVENTS = ("enqueue", "create", "complete", "fail", "abandon")
+EVENTS = ("enqueue", "create", "job", "complete", "fail", "abandon")
 
 
 def _jsonable(value):
@@ -136,6 +142,11 @@ class Study:
         if t.state is not TrialState.RUNNING:
             log.warning("%s: ignoring %s of trial %d, already %s", where, kind, t.number, t.state.value)
             return t
+        if kind == "job":
+            if not isinstance(e["job"], dict):
+                raise ValueError(f"a job record must be an object, got {e['job']!r}")
+            t.extra["job"] = dict(e["job"])
+            return t
         t.finished_at = e["time"]
         if kind == "complete":
             t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
@@ -168,7 +179,8 @@ class Study:
         """Under the lock: cut a torn journal tail, abandon (and requeue) trials of dead processes."""
         self._journal.repair()
         for t in self.running:
-            self._abandon(t, "was RUNNING when the study was reopened: its process died or was killed")
+            if "job" not in t.extra:  # a trial running elsewhere waits for a runner to re-attach it
+                self._abandon(t, "was RUNNING when the study was reopened: its process died or was killed")
 
     def close(self) -> None:
         """Release the write lock (the OS releases it anyway when the process exits)."""
@@ -330,6 +342,7 @@ class Study:
                     raise StudyError(f"completing trial {t.number} needs its evaluation (per-domain losses), got None")
                 ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
                 self.objective(ev.losses)  # raises, writing nothing, if the objective's domains are missing
+                self._check_loss_names(t, ev.losses)
                 event = {"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
                          "curves": ev.curves, "extra": ev.extra}
                 if ev.weights is not None:  # the mixture actually evaluated (checked before anything is written)
@@ -347,19 +360,75 @@ class Study:
                 raise StudyError(f"state must be completed, failed or abandoned, got {state.value}")
             return t
 
+    def record_job(self, trial, job: Mapping) -> None:
+        """Record where a RUNNING trial runs (a runner's job id, folder...), so that a driver that
+        resumes the study after this one died can re-attach to it instead of redoing it."""
+        with self._mutex:
+            self._writable()
+            t = self._get(trial)
+            if t.state is not TrialState.RUNNING:
+                raise StudyError(f"only a RUNNING trial has a job; trial {t.number} is {t.state.value}")
+            self._record({"event": "job", "number": t.number, "job": dict(job)})
+
+    def failed_attempts(self, trial) -> int:
+        """How many trials of this trial's mixture (it, its retries and redos) FAILED."""
+        t = self._get(trial)
+        origin = t.retry_of if t.retry_of is not None else t.number
+        return sum(u.state is TrialState.FAILED and (u.number == origin or u.retry_of == origin) for u in self._trials)
+
+    def retry(self, trial) -> None:
+        """Queue a FAILED trial's mixture again, first in line, with the same seed (a new trial that
+        counts against the budget like any other)."""
+        with self._mutex:
+            self._writable()
+            t = self._get(trial)
+            if t.state is not TrialState.FAILED:
+                raise StudyError(f"only a FAILED trial can be retried; trial {t.number} is {t.state.value}")
+            origin = t.retry_of if t.retry_of is not None else t.number
+            info = {k: v for k, v in t.extra.items() if k != "job"}
+            self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=info)
+
+    def _check_loss_names(self, t: Trial, losses: Mapping) -> None:
+        """An objective over every reported loss ("mean" or "worst" without `domains`) compares
+        trials only if they all report the same losses: a trial that left one out, or added one,
+        would be scored on another average. Checked against the losses the evaluator of the running
+        campaign says it reports (its `loss_names`), else against the first completed trial."""
+        if self.objective.kind not in ("mean", "worst") or self.objective.domains:
+            return
+        expected, who = getattr(self, "_loss_names", None), "its evaluator's loss_names"
+        if expected is None:
+            first = next((u for u in self._trials if u.state is TrialState.COMPLETED and u.losses), None)
+            if first is None:
+                return
+            expected, who = set(first.losses), f"trial {first.number}'s losses"
+        if set(expected) == set(losses):
+            return
+        missing, extra = sorted(set(expected) - set(losses)), sorted(set(losses) - set(expected))
+        raise EvaluationError(
+            f"trial {t.number} must report the same losses as every trial of the study for the "
+            f"{self.objective.kind} objective over every reported loss; missing {missing}, extra {extra} "
+            f"(compared with {who}, {sorted(expected)}). Set the objective's domains to choose the losses "
+            "that count.")
+
     def _abandon(self, t: Trial, reason: str) -> None:
         self._record({"event": "abandon", "number": t.number, "error": reason})
         origin = t.retry_of if t.retry_of is not None else t.number
-        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=t.extra)
+        info = {k: v for k, v in t.extra.items() if k != "job"}
+        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=info)
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
+                 timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
                  show_progress: bool | None = None) -> Study:
         """Run trials until the study holds `n_trials` finished (COMPLETED or FAILED) trials.
 
         `n_trials` is the study's budget, not a number to add: rerunning the same call after a crash
         finishes the same campaign. ABANDONED trials do not count; their mixtures are redone.
+        n_parallel: trials in flight at once. runner: "inline" (default), "process", "ray", "slurm"
+        or a Runner (bomix.runners). timeout: seconds a trial may run (not with inline). retries:
+        further tries of a FAILED mixture. max_failures: stop once more trials than this failed in
+        this run (None: once at least 5 failed and more than half of this run's trials failed).
         """
-        from bomix.runners import get_runner
+        from bomix.runners import FaultPolicy, get_runner
 
         if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 0:
             raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
@@ -369,8 +438,16 @@ class Study:
         if domains is not None and tuple(domains) != self.space.domains:
             raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
                               f"for a study over {list(self.space.domains)}")
+        policy = FaultPolicy(timeout=timeout, retries=retries, max_failures=max_failures)
+        runner = get_runner(runner["name"], **runner.get("params", {})) if isinstance(runner, Mapping) \
+            else get_runner(runner)
         self._writable()
-        get_runner(runner).run(self, evaluator, n_trials, n_parallel, show_progress=show_progress)
+        names = getattr(evaluator, "loss_names", None)
+        self._loss_names = set(names) if names else None
+        try:
+            runner.run(self, evaluator, n_trials, n_parallel, policy=policy, show_progress=show_progress)
+        finally:
+            self._loss_names = None
         return self
 
     def top_trials(self, m: int) -> list[Trial]:
@@ -420,8 +497,12 @@ def _open(directory: Path, spec: dict) -> Study:
         space = MixtureSpace.from_dict(spec["space"])
         objective = Objective.parse(spec["objective"])
         optimizer = optimizer_from_spec(spec["optimizer"])
-    except (KeyError, TypeError) as e:
-        raise StudyError(f"{directory / 'study.json'} is missing or has a malformed field: {e}") from None
+        seed = spec["seed"]
+    except (KeyError, TypeError, ImportError, AttributeError) as e:
+        raise StudyError(f"{directory / 'study.json'} is missing or has a malformed field: "
+                         f"{type(e).__name__}: {e}") from None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise StudyError(f"{directory / 'study.json'} must hold an integer seed, got {seed!r}")
     return Study(directory, spec, space=space, objective=objective, optimizer=optimizer)
 
 

@@ -1,22 +1,35 @@
-"""Contract tests every optimizer must pass, baselines included (like optuna's sampler tests and
-scikit-learn's check_estimator). Use from a test suite:
+"""Tools for testing: contract tests every optimizer must pass, and a fault injector for runners.
+
+Contract tests for optimizers, baselines included (like optuna's sampler tests and scikit-learn's
+check_estimator). Each check raises AssertionError with what went wrong:
 
     from bomix.testing import check_optimizer
     check_optimizer(lambda space, seed: MyOptimizer(seed=seed))
 
-Each check raises AssertionError with what went wrong.
+FaultInjector wraps an evaluator and makes chosen trials fail in chosen ways (an exception, a NaN,
+a missing loss, a hang, a killed or exiting worker), to test a runner or rehearse a campaign's
+failure handling before spending GPU hours on it:
+
+    ev = FaultInjector(evaluator=landscape("mixing_law"), faults={3: "kill", 5: "hang"})
+    study.optimize(ev, 16, n_parallel=4, runner="process", timeout=30)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from bomix.errors import ConfigError
+from bomix.evaluators.base import Evaluator, TrialContext
 from bomix.objective import Objective
 from bomix.optimizers.base import History, Optimizer, Proposal
 from bomix.space import MixtureSpace
-from bomix.trial import Trial, TrialState
+from bomix.trial import Evaluation, Trial, TrialState
 
 Factory = Callable[[MixtureSpace, int], Optimizer]
 
@@ -112,3 +125,58 @@ def check_optimizer(make: Factory) -> None:
     """Run every contract check on optimizers built by make(space, seed)."""
     for check in CHECKS:
         check(make)
+
+
+# -- fault injection ---------------------------------------------------------------------------
+FAULTS = ("raise", "nan", "missing", "hang", "kill", "exit")
+
+
+class FaultInjector(Evaluator):
+    """An evaluator that makes chosen trials fail (a stand-in for a real failure, named as such).
+
+    evaluator: the evaluator that scores every other trial (its answers pass through unchanged).
+    faults: {trial number: fault}, a fault being
+        "raise"    the evaluation raises RuntimeError
+        "nan"      a loss is NaN (rejected as not finite)
+        "missing"  the first loss is left out (the objective cannot be computed)
+        "hang"     sleeps for an hour (a runner's timeout must stop it)
+        "kill"     the process running the trial kills itself with SIGKILL (as the OOM killer does)
+        "exit"     the process running the trial exits at once with status 3
+    delays: {trial number: seconds} to sleep before evaluating (a slow trial).
+    Every evaluation records in Evaluation.extra the process it ran in ("pid") and the GPU it was
+    given ("cuda_visible_devices"), so tests can see where trials ran.
+    """
+
+    name = "fault_injector"
+
+    def __init__(self, *, evaluator, faults: Mapping | None = None, delays: Mapping | None = None):
+        faults = {int(k): v for k, v in (faults or {}).items()}
+        bad = {k: v for k, v in faults.items() if v not in FAULTS}
+        if bad:
+            raise ConfigError(f"faults must be among {list(FAULTS)}, got {bad}")
+        self.evaluator = evaluator
+        self.faults = faults
+        self.delays = {int(k): float(v) for k, v in (delays or {}).items()}
+        self.domains = getattr(evaluator, "domains", None)
+        self.loss_names = getattr(evaluator, "loss_names", None)
+
+    def evaluate(self, weights, context: TrialContext | None = None) -> Evaluation:
+        context = context or TrialContext()
+        time.sleep(self.delays.get(context.number, 0.0))
+        fault = self.faults.get(context.number)
+        if fault == "raise":
+            raise RuntimeError(f"injected failure in trial {context.number}")
+        if fault == "hang":
+            time.sleep(3600)
+        if fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "exit":
+            os._exit(3)
+        ev = self.evaluator.evaluate(weights, context)
+        losses = dict(ev.losses)
+        if fault == "nan":
+            losses[next(iter(losses))] = math.nan
+        if fault == "missing":
+            losses.pop(next(iter(losses)))
+        extra = {**ev.extra, "pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        return Evaluation(losses=losses, cost=ev.cost, curves=ev.curves, extra=extra, weights=ev.weights)
