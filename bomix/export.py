@@ -75,6 +75,14 @@ def export_study(study, directory: Path) -> Path:
     return directory
 
 
+def _is_float(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _renamer(rename) -> Callable[[str], str]:
     if rename is None:
         return lambda c: c
@@ -91,9 +99,13 @@ def _read(table, what: str):
     if isinstance(table, pd.DataFrame):
         return table.copy()
     try:
-        return pd.read_csv(table)
+        df = pd.read_csv(table)
     except (OSError, ValueError) as e:
         raise ConfigError(f"{what} must be a readable CSV file or a DataFrame, got {table!r}: {e}") from None
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first column(s) as an index: rows too long
+        raise ConfigError(f"{what} rows must have one field per header column {list(df.columns)}, but {table} has "
+                          f"rows with more fields than its header (e.g. the row starting {df.index[0]!r})")
+    return df
 
 
 def read_runs(ratios, metrics, *, rename_domains=None, rename_metrics=None, what: str = ""):
@@ -141,7 +153,11 @@ def import_runs(study, ratios, metrics, *, rename_domains=None, rename_metrics=N
     rows = []
     for i, run in enumerate(r[key]):
         row = {key: run, **r.iloc[i][domains].to_dict()}
-        x = np.array([row[d] for d in study.space.domains], dtype=float)
+        try:
+            x = np.array([row[d] for d in study.space.domains], dtype=float)
+        except (TypeError, ValueError):
+            bad = {d: row[d] for d in study.space.domains if not _is_float(row[d])}
+            raise InvalidWeightsError(f"ratios row {key}={row[key]!r}: weights must be numbers, got {bad}") from None
         if renormalize and np.all(np.isfinite(x)) and abs(x.sum() - 1) <= 0.01 and x.min() >= 0:
             x = x / x.sum()
         try:

@@ -21,6 +21,25 @@ def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in np.asarray(values, dtype=float).ravel()) + "]"
 
 
+def _not_a_number(value) -> bool:
+    """Strings and booleans, which float() would silently turn into weights ("0.5" -> 0.5, True -> 1)."""
+    return isinstance(value, (str, bytes, bool, np.bool_))
+
+
+def _entries(weights) -> list:
+    """The entries of a (k,) or (n, k) sequence of weights, one level of nesting unpacked."""
+    if isinstance(weights, (str, bytes)):
+        return [weights]
+    try:
+        items = weights.ravel().tolist() if isinstance(weights, np.ndarray) else list(weights)
+    except TypeError:  # not a sequence: as_array reports it
+        return []
+    out = []
+    for v in items:
+        out.extend(v if isinstance(v, (list, tuple, np.ndarray)) else [v])
+    return out
+
+
 class MixtureSpace:
     """The feasible set of mixtures over `domains`.
 
@@ -186,7 +205,15 @@ class MixtureSpace:
             missing = [d for d in self.domains if d not in weights]
             if missing:
                 raise InvalidWeightsError(f"weights must give every domain, missing {missing}")
+            bad = {d: weights[d] for d in self.domains if _not_a_number(weights[d])}
+            if bad:
+                raise InvalidWeightsError(f"weights must be numbers (not strings or booleans), got {bad}")
             weights = [weights[d] for d in self.domains]
+        elif not isinstance(weights, np.ndarray) or weights.dtype.kind in "OUSb":
+            bad = [v for v in _entries(weights) if _not_a_number(v)]
+            if bad:
+                raise InvalidWeightsError(f"weights must be numbers (not strings or booleans), got {bad[0]!r} in "
+                                          f"{weights!r}")
         try:
             x = np.asarray(weights, dtype=float)
         except (TypeError, ValueError) as e:

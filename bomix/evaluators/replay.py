@@ -105,8 +105,8 @@ class ReplayEvaluator(Evaluator):
         except InvalidSpaceError as e:
             raise ConfigError(f"replay ratios must have a column per training domain (at least 2, unique): "
                               f"{e}") from None
-        X = self._numbers(r[domains], "ratios")
-        L = self._numbers(m[loss_names], "metrics")
+        X = self._numbers(r[domains], "ratios", key, r[key])
+        L = self._numbers(m[loss_names], "metrics", key, r[key])
         bad = np.flatnonzero(~np.isfinite(L).all(axis=1))
         if len(bad):
             raise ConfigError(f"replay metrics must give every loss of every run as a finite number; {key} "
@@ -129,10 +129,17 @@ class ReplayEvaluator(Evaluator):
         self._plain = space
 
     @staticmethod
-    def _numbers(df, what: str) -> np.ndarray:
+    def _numbers(df, what: str, key: str, runs) -> np.ndarray:
         try:
             return np.array(df.to_numpy(dtype=float), dtype=float, copy=True)
         except (TypeError, ValueError) as e:
+            for column in df.columns:  # name the first cell that is not a number
+                for run, value in zip(runs, df[column]):
+                    try:
+                        float(value)
+                    except (TypeError, ValueError):
+                        raise ConfigError(f"replay {what} columns must hold numbers, got {column}={value!r} for "
+                                          f"{key}={run!r}") from None
             raise ConfigError(f"replay {what} columns must hold numbers: {e}") from None
 
     # -- the truth ----------------------------------------------------------------------------
