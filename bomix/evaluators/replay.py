@@ -92,7 +92,7 @@ class ReplayEvaluator(Evaluator):
         self._load()
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
         self._models = None  # per-loss predictors, fitted on first use (surrogate mode)
-        self._cv: dict[str, float] | None = None
+        self._cv: tuple[int, np.ndarray] | None = None  # (folds, out-of-fold predictions)
 
     # -- reading ------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -230,8 +230,8 @@ class ReplayEvaluator(Evaluator):
         regmix = get_optimizer("regmix", seed=self.seed, regressor=self.surrogate, n_simulations=1, top_k=1)
         return regmix.fit(history).predict
 
-    def cv_error(self, folds: int = CV_FOLDS) -> dict[str, float]:
-        """The surrogate's `folds`-fold cross-validated mean absolute error per loss, nats/token.
+    def cv_predictions(self, folds: int = CV_FOLDS) -> np.ndarray:
+        """(n, m) out-of-fold predictions of every logged run's losses (columns in loss_names order).
 
         Folds are a seeded permutation of the logged runs; each fold is predicted by models fitted
         to the others, with the same family and seed as the surrogate itself.
@@ -239,13 +239,18 @@ class ReplayEvaluator(Evaluator):
         if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(self.pool):
             raise ConfigError(f"cv folds must be an integer in [2, {len(self.pool)}], got {folds!r}")
         if self._cv is not None and self._cv[0] == folds:
-            return dict(self._cv[1])
+            return self._cv[1].copy()
         fold = np.random.default_rng(self.seed).permutation(len(self.pool)) % folds
         pred = np.empty_like(self.pool_losses)
         for f in range(folds):
             train, test = fold != f, fold == f
             for j, name in enumerate(self.loss_names):
                 pred[test, j] = self._fit(self.pool[train], self.pool_losses[train, j], name)(self.pool[test])
-        mae = np.abs(pred - self.pool_losses).mean(axis=0)
-        self._cv = (folds, dict(zip(self.loss_names, mae.tolist())))
-        return dict(self._cv[1])
+        self._cv = (folds, pred)
+        return pred.copy()
+
+    def cv_error(self, folds: int = CV_FOLDS) -> dict[str, float]:
+        """The surrogate's `folds`-fold cross-validated mean absolute error per loss, nats/token
+        (from cv_predictions)."""
+        mae = np.abs(self.cv_predictions(folds) - self.pool_losses).mean(axis=0)
+        return dict(zip(self.loss_names, mae.tolist()))
