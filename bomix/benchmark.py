@@ -225,9 +225,14 @@ def study_dir(out, label: str, seed: int) -> Path:
 
 # -- one study (runs in a worker process, or inline when n_workers is 1) --------------------------
 def _init_worker() -> None:
-    """Worker initializer: one BLAS/OpenMP/torch thread per process, so n_workers share the cores."""
+    """Worker initializer: one BLAS/OpenMP/torch thread per process, so n_workers share the cores;
+    and the worker dies with the benchmark process, so a killed benchmark leaves no study running
+    (and locked) behind it."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    from bomix.runners.base import die_with_parent
+
+    die_with_parent()
     from threadpoolctl import threadpool_limits
 
     global _LIMITS

@@ -208,3 +208,35 @@ def test_cli_benchmark(tmp_path, repo_root, capsys):
     assert "methods.uniform: stored" in capsys.readouterr().err
     assert main(args + ["--set", "benchmark.bogus=1"]) == 2
     assert "unknown ['bogus']" in capsys.readouterr().err
+
+
+def test_a_killed_benchmark_leaves_no_worker_running(tmp_path):
+    """Its workers die with it (PR_SET_PDEATHSIG), so no study goes on running, and locked, behind it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "b.toml"
+    config.write_text('[benchmark]\nmethods = ["sobol", "random"]\nseeds = 2\nbudget = 25\n\n[evaluator]\n'
+                      'name = "landscape"\nparams = { name = "seedlike", sleep_s = 0.2 }\n')
+    proc = subprocess.Popen([sys.executable, "-m", "bomix", "benchmark", str(config), "-o", str(tmp_path / "out"),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    start = time.monotonic()
+    while time.monotonic() - start < 60 and len(list((tmp_path / "out").glob("studies/*/seed-*/journal.jsonl"))) < 2:
+        time.sleep(0.1)
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
+    workers = [int(p) for p in children.stdout.split()]
+    assert workers, "the benchmark should have started its workers"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in workers if subprocess.run(["ps", "-p", str(p)], capture_output=True).returncode == 0]
+    assert not alive, f"benchmark workers outlived it: {alive}"
+    assert main(["benchmark", str(config), "-o", str(tmp_path / "out"), "--workers", "1"]) == 0  # resumes: no lock held
+    assert len(journal_values(tmp_path / "out")) == 4

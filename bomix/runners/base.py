@@ -154,6 +154,15 @@ def log_tail(path: Path | None, n: int = 2000) -> str:
     return f"\n--- end of {path} ---\n{text}" if text.strip() else ""
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG; a no-op elsewhere),
+    so a worker never runs on, unattended, after its driver was killed."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
 def signal_name(code: int | None) -> str:
     """'exit code 1', or 'killed by SIGKILL' for a negative (signal) exit code."""
     if code is None:

@@ -27,7 +27,7 @@ import subprocess
 from multiprocessing.connection import wait as mp_wait
 
 from bomix.errors import ConfigError
-from bomix.runners.base import LOG_NAME, Outcome, Runner, log_tail, run_trial, signal_name
+from bomix.runners.base import LOG_NAME, Outcome, Runner, die_with_parent, log_tail, run_trial, signal_name
 
 log = logging.getLogger("bomix")
 
@@ -47,18 +47,10 @@ def detect_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _worker(conn, payload: bytes, gpu: str | None) -> None:
     """A worker's life: unpickle the evaluator once, then evaluate trials until told to stop."""
     os.setsid()  # its own process group: the driver can stop the trial with everything it started
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
