@@ -47,10 +47,19 @@ def detect_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(ln for ln in out.splitlines() if ln.startswith("GPU "))]
 
 
-def _worker(conn, payload: bytes, gpu: str | None) -> None:
+def _name_process(name: str) -> None:
+    """Name this process for ps -o comm and pgrep (Linux PR_SET_NAME, 15 bytes; a no-op elsewhere)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(15, name.encode()[:15])
+
+
+def _worker(conn, payload: bytes, gpu: str | None, index: int = 0) -> None:
     """A worker's life: unpickle the evaluator once, then evaluate trials until told to stop."""
     os.setsid()  # its own process group: the driver can stop the trial with everything it started
     die_with_parent()
+    _name_process(f"bomix-worker-{index}")  # pgrep bomix-worker finds them
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -88,7 +97,7 @@ class _Slot:
 
     def start(self, ctx, payload: bytes) -> None:
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(child, payload, self.gpu), daemon=True,
+        self.process = ctx.Process(target=_worker, args=(child, payload, self.gpu, self.index), daemon=True,
                                    name=f"bomix-worker-{self.index}")
         self.process.start()
         child.close()
