@@ -360,6 +360,11 @@ class Study:
                 raise StudyError(f"state must be completed, failed or abandoned, got {state.value}")
             return t
 
+    def batch(self):
+        """A context in which journal writes share one fsync (group commit), e.g. a runner telling
+        the trials that ended together and starting their successors; see Journal.batch."""
+        return self._journal.batch()
+
     def record_job(self, trial, job: Mapping) -> None:
         """Record where a RUNNING trial runs (a runner's job id, folder...), so that a driver that
         resumes the study after this one died can re-attach to it instead of redoing it."""

@@ -93,7 +93,8 @@ def test_max_failures_stops_a_campaign_that_keeps_failing(tmp_path):
     broken = FaultInjector(evaluator=ev, faults={i: "raise" for i in range(100)})
     with pytest.raises(TooManyFailuresError, match=r"max_failures=2.*injected failure"):
         study.optimize(broken, 50, 2, runner="process", max_failures=2, show_progress=False)
-    assert sum(t.state is TrialState.FAILED for t in study.trials) == 3
+    failed = sum(t.state is TrialState.FAILED for t in study.trials)
+    assert 3 <= failed <= 4  # it stops after the trials that ended together with the third failure
     assert not study.running  # what was in flight was abandoned, to be redone on resume
     with pytest.raises(TooManyFailuresError, match="max_failures=None"):  # the default: >= 5 and over half
         study.optimize(broken, 50, 1, show_progress=False)

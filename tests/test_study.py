@@ -312,3 +312,25 @@ def test_objective_of_rows_matches_the_objective_of_each_dict(spec):
     names = objective.required(rows[0])
     L = np.array([[r[n] for n in names] for r in rows])
     assert np.allclose(objective.of_rows(names, L), [objective(r) for r in rows], rtol=0, atol=1e-12)
+
+
+def test_journal_batch_writes_at_once_and_syncs_once(tmp_path, monkeypatch):
+    """Group commit: every event is in the file as soon as it is recorded (a killed process loses
+    nothing), and the events of a batch share one fsync."""
+    import os
+
+    from bomix import journal as journal_module
+
+    syncs = []
+    monkeypatch.setattr(journal_module.os, "fsync", lambda fd: syncs.append(fd) or os.fstat(fd))
+    study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(["a", "b", "c"]), optimizer="sobol")
+    syncs.clear()
+    with study.batch():
+        trials = study.ask(3)
+        for t in trials:
+            study.tell(t, {"a": 1.0, "b": 2.0, "c": 3.0})
+        assert len(bomix.load_study(tmp_path / "s").trials) == 3  # already on disk, inside the batch
+        assert not syncs
+    assert len(syncs) == 1
+    study.ask(1)
+    assert len(syncs) == 2  # outside a batch: one fsync per event

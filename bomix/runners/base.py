@@ -235,24 +235,27 @@ class Runner(ABC):
                     log.info("trial %d: re-attached to %s", trial.number, handle)
                     flights.append(Flight(trial, handle, deadline=self._deadline(policy)))
             while True:
-                while len(flights) < n_parallel and study.n_finished + len(flights) < n_trials:
-                    flights.append(self._start(study, evaluator, policy))
+                with study.batch():  # trials that start together share one fsync of the journal
+                    while len(flights) < n_parallel and study.n_finished + len(flights) < n_trials:
+                        flights.append(self._start(study, evaluator, policy))
                 if not flights:
                     break
                 now = time.monotonic()
                 wait_s = max(0.0, min(f.deadline for f in flights) - now)
-                for flight, outcome in self.wait(flights, min(wait_s, 1.0)):
-                    flights.remove(flight)
-                    self._finish(study, flight, outcome, policy, counts)
-                    progress.update(study)
-                now = time.monotonic()
-                for flight in [f for f in flights if f.deadline <= now]:
-                    flights.remove(flight)
-                    self.cancel(flight.handle)
-                    error = (f"timed out: stopped after {policy.timeout:g} s (the runner's timeout)"
-                             + log_tail(self._log_path(study, flight.trial)))
-                    self._finish(study, flight, Outcome(error=error), policy, counts)
-                    progress.update(study)
+                ended = self.wait(flights, min(wait_s, 1.0))
+                with study.batch():  # ... and so do trials that end together
+                    for flight, outcome in ended:
+                        flights.remove(flight)
+                        self._finish(study, flight, outcome, policy, counts)
+                        progress.update(study)
+                    now = time.monotonic()
+                    for flight in [f for f in flights if f.deadline <= now]:
+                        flights.remove(flight)
+                        self.cancel(flight.handle)
+                        error = (f"timed out: stopped after {policy.timeout:g} s (the runner's timeout)"
+                                 + log_tail(self._log_path(study, flight.trial)))
+                        self._finish(study, flight, Outcome(error=error), policy, counts)
+                        progress.update(study)
                 if policy.too_many(counts["failed"], counts["finished"]):
                     last = next(t for t in reversed(study.trials) if t.state is TrialState.FAILED)
                     raise TooManyFailuresError(
