@@ -152,7 +152,10 @@ def kill_driver_midway(tmp_path, runner: str, n: int, delay: float, after: int):
     proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path, start = tmp_path / "s" / "journal.jsonl", time.monotonic()
     while time.monotonic() - start < 120 and proc.poll() is None:
-        if path.exists() and len(re.findall(r'"event":\s*"complete"', path.read_text())) >= after:
+        text = path.read_text() if path.exists() else ""
+        ends = len(re.findall(r'"event":\s*"(?:complete|fail|abandon)"', text))
+        running = len(re.findall(r'"event":\s*"create"', text)) - ends
+        if ends >= after and running > 0 and (runner != "slurm" or '"event":"job"' in text.rsplit("create", 1)[-1]):
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
