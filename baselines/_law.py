@@ -154,10 +154,9 @@ class LawBaseline(Optimizer):
             X = space.sample(n, method="sobol", seed=self.seed + 1, skip=history.count(f"{self.name}/explore"))
             return [Proposal(x, f"{self.name}/explore") for x in X]
         predicted = law.predict(space.pool[rows])
-        best = rows[np.argsort(predicted, kind="stable")[:n]]
-        chosen = [Proposal(space.pool[i].copy(), f"{self.name}/candidate",
-                           {"predicted": float(p), "pool_row": int(i)})
-                  for i, p in zip(best, np.sort(predicted, kind="stable")[:n])]
+        order = np.argsort(predicted, kind="stable")[:n]
+        chosen = [Proposal(space.pool[rows[j]].copy(), f"{self.name}/candidate",
+                           {"predicted": float(predicted[j]), "pool_row": int(rows[j])}) for j in order]
         return chosen + (self._best_pool_rows(history, law, n - len(chosen), extra + [p.weights for p in chosen])
                          if len(chosen) < n else [])
 

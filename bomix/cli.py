@@ -35,17 +35,14 @@ def _campaign(config, *, show_progress):
     (study, evaluator)."""
     import bomix
     from bomix.evaluators import get_evaluator
-    from bomix.errors import ConfigError
     from bomix.evaluators.base import space_with_pool
+    from bomix.study import check_evaluator_domains
 
     params = {"seed": config.study.seed, **config.optimizer.params}
     optimizer = bomix.get_optimizer(config.optimizer.name, **params)
     evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
     space = space_with_pool(config.space.build(), evaluator)
-    domains = getattr(evaluator, "domains", None)
-    if domains is not None and tuple(domains) != space.domains:  # before anything is written
-        raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
-                          f"for a study over {list(space.domains)}")
+    check_evaluator_domains(evaluator, space)  # before anything is written
     study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
                                seed=config.study.seed, load_if_exists=True)
     config.write(study.directory / "config.json")

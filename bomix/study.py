@@ -378,7 +378,7 @@ class Study:
     def failed_attempts(self, trial) -> int:
         """How many trials of this trial's mixture (it, its retries and redos) FAILED."""
         t = self._get(trial)
-        origin = t.retry_of if t.retry_of is not None else t.number
+        origin = _origin(t)
         return sum(u.state is TrialState.FAILED and (u.number == origin or u.retry_of == origin) for u in self._trials)
 
     def retry(self, trial) -> None:
@@ -389,9 +389,7 @@ class Study:
             t = self._get(trial)
             if t.state is not TrialState.FAILED:
                 raise StudyError(f"only a FAILED trial can be retried; trial {t.number} is {t.state.value}")
-            origin = t.retry_of if t.retry_of is not None else t.number
-            info = {k: v for k, v in t.extra.items() if k != "job"}
-            self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=info)
+            self._requeue(t)
 
     def _check_loss_names(self, t: Trial, losses: Mapping) -> None:
         """An objective over every reported loss ("mean" or "worst" without `domains`) compares
@@ -417,9 +415,13 @@ class Study:
 
     def _abandon(self, t: Trial, reason: str) -> None:
         self._record({"event": "abandon", "number": t.number, "error": reason})
-        origin = t.retry_of if t.retry_of is not None else t.number
+        self._requeue(t)
+
+    def _requeue(self, t: Trial) -> None:
+        """Queue t's mixture again, first in line, with its seed, as a redo of its original trial
+        (its job record stays behind: it belongs to the run that ended)."""
         info = {k: v for k, v in t.extra.items() if k != "job"}
-        self._enqueue(t.x, source=t.proposed_by, retry_of=origin, seed=t.seed, front=True, info=info)
+        self._enqueue(t.x, source=t.proposed_by, retry_of=_origin(t), seed=t.seed, front=True, info=info)
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
                  timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
@@ -439,10 +441,7 @@ class Study:
             raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
         if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
             raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
-        domains = getattr(evaluator, "domains", None)
-        if domains is not None and tuple(domains) != self.space.domains:
-            raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
-                              f"for a study over {list(self.space.domains)}")
+        check_evaluator_domains(evaluator, self.space)
         policy = FaultPolicy(timeout=timeout, retries=retries, max_failures=max_failures)
         runner = get_runner(runner["name"], **runner.get("params", {})) if isinstance(runner, Mapping) \
             else get_runner(runner)
@@ -480,6 +479,19 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"
+
+
+def _origin(t: Trial) -> int:
+    """The number of the trial that t redoes (itself when it is no redo)."""
+    return t.retry_of if t.retry_of is not None else t.number
+
+
+def check_evaluator_domains(evaluator, space: MixtureSpace) -> None:
+    """ConfigError unless the evaluator takes any domains or exactly the space's, in order."""
+    domains = getattr(evaluator, "domains", None)
+    if domains is not None and tuple(domains) != space.domains:
+        raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
+                          f"for a study over {list(space.domains)}")
 
 
 def _read_spec(directory: Path) -> dict:
