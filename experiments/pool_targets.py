@@ -51,7 +51,7 @@ def main() -> None:
     args = p.parse_args()
 
     config = json.loads((args.benchmark / "benchmark.json").read_text())
-    budget, fixed = config["budget"], set(config.get("fixed") or [])
+    budget = config["budget"]
     budgets = sorted({max(1, budget // 4), max(1, budget // 2), budget})
     curves: dict[str, dict[int, list[float]]] = {}
     for label in config["methods"]:
