@@ -3,7 +3,9 @@
 olmix's fit step reads two CSVs keyed by run: ratios.csv (run, name, index, one column per
 training domain, rows summing to 1) and metrics.csv (run, name, index, one column per metric).
 RegMix's public data has the same shape with only an `index` key. bomix writes that shape and
-reads it back, so runs move between the tools in both directions.
+reads it back, so runs move between the tools in both directions. olmix's published CSVs also
+start with pandas' unnamed index column (an empty header cell, read as "Unnamed: 0"); the readers
+drop it when it is the first column.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def trials_dataframe(study, objective):
 
 
 def _scorable(objective, losses) -> bool:
-    return all(n in losses for n in objective.required(losses))
+    try:
+        return all(n in losses for n in objective.required(losses))
+    except EvaluationError:  # e.g. a family pattern that matches none of these losses
+        return False
 
 
 def _ts(t):
@@ -105,15 +110,29 @@ def _read(table, what: str):
     if not isinstance(df.index, pd.RangeIndex):  # pandas took the first column(s) as an index: rows too long
         raise ConfigError(f"{what} rows must have one field per header column {list(df.columns)}, but {table} has "
                           f"rows with more fields than its header (e.g. the row starting {df.index[0]!r})")
+    return df.copy()  # consolidated: read_csv may give one block per column, and pandas warns on insert
+
+
+PANDAS_INDEX = "Unnamed: 0"  # the name pandas gives a first column whose header cell is empty
+
+
+def _drop_pandas_index(df):
+    """`df` without pandas' written-out index: a FIRST column with an empty header (read as
+    "Unnamed: 0"), as in olmix's published CSVs (`DataFrame.to_csv` with its default index=True).
+    An unnamed column anywhere else is left alone (and read as a domain or a loss, as before)."""
+    if len(df.columns) and df.columns[0] == PANDAS_INDEX:
+        return df.drop(columns=df.columns[0])
     return df
 
 
 def read_runs(ratios, metrics, *, rename_domains=None, rename_metrics=None, what: str = ""):
     """A ratios/metrics pair of logged runs, read and checked (shared key, one row per run, every run
     in both, at least one loss): (key, ratios, metrics with rows in the ratios' run order, domains,
-    loss names), columns renamed. `what` prefixes the messages (e.g. "replay")."""
+    loss names), columns renamed. A leading unnamed pandas index column is dropped from either
+    table. `what` prefixes the messages (e.g. "replay")."""
     p = f"{what} " if what else ""
-    r, m = _read(ratios, f"{p}ratios"), _read(metrics, f"{p}metrics")
+    r = _drop_pandas_index(_read(ratios, f"{p}ratios"))
+    m = _drop_pandas_index(_read(metrics, f"{p}metrics"))
     key = next((k for k in ("run", "index") if k in r.columns and k in m.columns), None)
     if key is None:
         raise ConfigError(f"{p}ratios and metrics must share a 'run' or 'index' column, got {list(r.columns)} and "

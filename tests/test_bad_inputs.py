@@ -10,7 +10,8 @@ naming the problem) and the campaign goes on, keeping the trials completed aroun
 
 Families: configs (TOML files, `bomix run`, `bomix benchmark`, --set), mixtures (MixtureSpace,
 enqueue, add_trial), CSVs (import_runs and the replay evaluator), evaluator outputs (the command
-evaluator inside a study), study files (journal.jsonl, study.json, the write lock).
+evaluator inside a study), study files (journal.jsonl, study.json, the write lock), objectives
+(specs, the task-family kind resolved against losses, olmix fit configs).
 """
 
 import json
@@ -391,7 +392,20 @@ CSV_CASES = [
      (ConfigError, r"metrics row run='r2' has no finite loss"),
      (ConfigError, r"replay metrics must give every loss of every run as a finite number; run 'r2' has "
                    r"\{'a': inf, 'b': nan, 'c': nan\}")),
+    ("unnamed-column-not-first", lambda pair: _insert_column(pair["ratios"], 1, "", [0, 1, 2, 3]),
+     (ConfigError, r"ratios columns must be the study's domains \['a', 'b', 'c'\]; missing \[\], "
+                   r"unknown \['Unnamed: 1'\]"),
+     (ConfigError, r"replay ratios row run='r1' must be a mixture: weights must sum to 1, got 2 for "
+                   r"\['Unnamed: 1', 'a', 'b', 'c'\]")),
 ]
+
+
+def _insert_column(path: Path, at: int, name: str, values) -> None:
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    df.insert(at, name, values)
+    df.to_csv(path, index=False)
 
 
 @pytest.fixture
@@ -408,6 +422,17 @@ def test_the_good_pair_is_accepted_by_both_readers(tmp_path, pair):
     assert ReplayEvaluator(ratios=pair["ratios"], metrics=pair["metrics"]).runs == ["r0", "r1", "r2", "r3"]
     study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(ABC))
     assert len(study.import_runs(pair["ratios"], pair["metrics"])) == 4
+
+
+def test_a_leading_pandas_index_column_is_no_domain(tmp_path, pair):
+    """olmix's CSVs start with pandas' index (an empty header cell): both readers drop it, only there."""
+    for which in ("ratios", "metrics"):
+        _insert_column(pair[which], 0, "", [0, 1, 2, 3])
+        assert pair[which].read_text().startswith(",run,name,index,a,b,c\n")
+    replay = ReplayEvaluator(ratios=pair["ratios"], metrics=pair["metrics"])
+    assert replay.domains == tuple(ABC) and replay.loss_names == tuple(ABC)
+    study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(ABC))
+    assert [t.losses for t in study.import_runs(pair["ratios"], pair["metrics"])][0] == {"a": 3.1, "b": 3.2, "c": 3.3}
 
 
 @pytest.mark.parametrize("mutate, expected", [pytest.param(m, i, id=n) for n, m, i, _ in CSV_CASES])
@@ -720,3 +745,127 @@ def test_a_second_process_is_refused_while_the_cli_study_is_held(tmp_path, campa
     assert_one_line_error(proc.stderr, LOCKED.replace(r".*s is", r".*study is"))
     assert files(study_dir) == before
     assert [t.state for t in bomix.load_study(study_dir).trials] == [COMPLETED] * 2
+
+
+# == 6. objectives ==============================================================================
+FAMILIES = {"qa": ["mmlu_*", "arc"], "code": ["humaneval"]}
+
+
+def _families(**changes) -> dict:
+    return {"kind": "families", "families": FAMILIES, **changes}
+
+
+OBJECTIVE_CASES = [
+    pytest.param({"kind": "families"}, r"objective 'families' needs families \{family: \[metric names or "
+                 r"patterns\]\}, got None", id="no-families"),
+    pytest.param(_families(families={"qa": []}),
+                 r"objective family 'qa' must be a non-empty list of metric names or patterns, got \[\]",
+                 id="empty-family"),
+    pytest.param(_families(families={"qa": "mmlu_*"}),
+                 r"objective family 'qa' must be a non-empty list of metric names or patterns, got 'mmlu_\*'",
+                 id="family-not-a-list"),
+    pytest.param(_families(weights={"qa": 1}),
+                 r"objective weights must give each family a weight; missing \['code'\], unknown \[\]",
+                 id="family-weight-missing"),
+    pytest.param(_families(weights={"qa": 1, "code": 1, "math": 1}),
+                 r"objective weights must give each family a weight; missing \[\], unknown \['math'\]",
+                 id="weight-for-no-family"),
+    pytest.param(_families(weights={"qa": -1, "code": 1}),
+                 r"objective family weights must be finite numbers >= 0, not all 0, got \{'qa': -1, 'code': 1\}",
+                 id="negative-family-weight"),
+    pytest.param(_families(weights={"qa": "7/52", "code": 1}),
+                 r"objective family weights must be finite numbers >= 0, not all 0, got \{'qa': '7/52'",
+                 id="string-family-weight"),
+    pytest.param(_families(drop="arc"), r"objective drop must be a list of metric names or patterns, got 'arc'",
+                 id="drop-not-a-list"),
+    pytest.param(_families(drop=["humaneval"]), r"objective family 'code' must keep at least one metric after drop, "
+                 r"got all of \['humaneval'\] dropped", id="family-all-dropped"),
+    pytest.param({"kind": "mean", "drop": ["arc"]},
+                 r"objective families and drop are only for kind 'families', got kind 'mean'", id="drop-on-mean"),
+    pytest.param(_families(domains=["arc"]), r"objective 'families' reads the metrics its families name; domains "
+                 r"and target are not for it, got domains=\['arc'\]", id="families-with-domains"),
+    pytest.param(_families(family={"x": ["y"]}), r"objective keys must be among kind, weights, domains, target, "
+                 r"families, drop; got \['family'\]", id="misspelt-key"),
+]
+
+
+@pytest.mark.parametrize("spec, match", OBJECTIVE_CASES)
+def test_a_bad_objective_is_refused_before_a_study_is_created(tmp_path, spec, match):
+    with pytest.raises(ConfigError, match=match):
+        bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(ABC), objective=spec)
+    assert listing(tmp_path) == []
+
+
+FAMILY_LOSS_CASES = [
+    pytest.param({"arc": 3.0, "humaneval": 2.0},
+                 r"objective family 'qa': each pattern must match at least one loss that is not dropped, got "
+                 r"'mmlu_\*' for losses \['arc', 'humaneval'\]", id="pattern-matches-nothing"),
+    pytest.param({"arc": 3.0, "humaneval": 2.0, "mmlu_noisy": 3.5},
+                 r"objective family 'qa': each pattern must match at least one loss that is not dropped, got "
+                 r"'mmlu_\*' for losses \['arc', 'humaneval', 'mmlu_noisy'\]", id="pattern-matches-only-dropped"),
+    pytest.param({"mmlu_a": 3.0, "humaneval": 2.0},
+                 r"the families objective needs losses for \['arc'\], got \['humaneval', 'mmlu_a'\]",
+                 id="named-metric-missing"),
+]
+
+
+@pytest.mark.parametrize("losses, match", FAMILY_LOSS_CASES)
+def test_losses_a_family_objective_cannot_read_are_refused_before_writing(tmp_path, losses, match):
+    study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(ABC),
+                               objective=_families(drop=["*_noisy"]))
+    study.add_trial([0.4, 0.4, 0.2], {"arc": 3.0, "humaneval": 2.0, "mmlu_a": 3.1})
+    journal, trials = (tmp_path / "s" / "journal.jsonl").read_bytes(), summary(study)
+    with pytest.raises(EvaluationError, match=match):
+        study.add_trial([0.2, 0.4, 0.4], losses)
+    assert (tmp_path / "s" / "journal.jsonl").read_bytes() == journal and summary(study) == trials
+    study.close()
+
+
+OLMIX_FIT = """\
+eval:
+  tasks:
+    math: ["minerva_math_algebra::olmes"]
+    qa: ["arc_easy:rc::olmes", "lab_bench_dbqa"]
+regression:
+  aggregate_task_families: true
+filtering:
+  drop_metrics: ["lab_bench_dbqa", "wildchat_masked_ppl"]
+  obj_weights:
+    math: "7/52.0"
+    qa: "26/52.0"
+"""
+
+OLMIX_FIT_CASES = [
+    pytest.param(_replace("aggregate_task_families: true", "aggregate_task_families: false"),
+                 r"olmix config '.*fit\.yaml' must set regression\.aggregate_task_families: true \(its objective "
+                 r"is then per task family\), got False", id="not-per-family"),
+    pytest.param(_replace('"7/52.0"', '"7/fifty"'), r"olmix config '.*fit\.yaml': filtering\.obj_weights\.math must be "
+                 r"a number or a fraction 'a/b', got '7/fifty'", id="bad-fraction"),
+    pytest.param(_replace("    qa: \"26", "    code: \"26"), r"olmix config '.*fit\.yaml': filtering\.obj_weights must "
+                 r"name task families \['math', 'qa'\], got \['code'\]", id="weight-for-no-family"),
+    pytest.param(_replace("  tasks:", "  taks:"), r"olmix config '.*fit\.yaml' must have eval\.tasks \{family: "
+                 r"\[metric names\]\}, got None", id="no-tasks"),
+    pytest.param(_replace("eval:", "eval: ["), r"olmix config must be valid YAML, got '.*fit\.yaml'",
+                 id="yaml-syntax-error"),
+    pytest.param(MISSING_FILE, r"olmix config must be a readable file, got '.*nope\.yaml': No such file",
+                 id="missing-file"),
+    pytest.param(_replace('["lab_bench_dbqa", ', "lab_bench_dbqa"), r"objective drop must be a list of metric "
+                 r"names or patterns, got 'lab_bench_dbqa", id="drop-not-a-list"),
+]
+
+
+def test_the_olmix_fit_config_baseline_is_accepted(tmp_path):
+    (tmp_path / "fit.yaml").write_text(OLMIX_FIT)
+    objective = bomix.Objective.from_olmix_config(tmp_path / "fit.yaml")
+    assert objective.weights == pytest.approx({"math": 7 / 52, "qa": 26 / 52})
+    assert objective({"minerva_math_algebra::olmes": 1.0, "arc_easy:rc::olmes": 2.0}) == pytest.approx(
+        (7 * 1.0 + 26 * 2.0) / 33)
+
+
+@pytest.mark.parametrize("edit, match", OLMIX_FIT_CASES)
+def test_a_bad_olmix_fit_config_is_refused_naming_the_field(tmp_path, edit, match):
+    path = tmp_path / ("nope.yaml" if edit is MISSING_FILE else "fit.yaml")
+    if edit is not MISSING_FILE:
+        path.write_text(edit(OLMIX_FIT))
+    with pytest.raises(ConfigError, match=match):
+        bomix.Objective.from_olmix_config(path)
