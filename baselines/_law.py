@@ -13,12 +13,16 @@ two protocols (baseline-methods.md section 9.3):
 
 The default is "sequential": with the same N it is the strongest version of each method (its
 model sees every trial and spends them where it predicts the optimum), so a benchmark that bomix
-wins against it is a fair one. "one_shot" reproduces the papers.
+wins against it is a fair one. "one_shot" reproduces the papers. min_distance=0 turns the
+fallback off: the sequential protocol then re-proposes its optimum (a replicate) when it was tried.
 
-On a space with a finite pool (the logged runs of a replay evaluator) the method searches the pool:
-each design point becomes the nearest pool row no trial holds yet, every later proposal is the
-best-predicted pool row no trial holds (the pool is the candidate set, as bo's acquisition is
-scored over it), and the recommendation is the best-predicted row of the whole pool.
+The budget N is the constructor's `budget`, else the campaign's (History.budget, which
+study.optimize and bomix benchmark set), else 64. The sequential design takes each method's
+documented n0, at most DESIGN_SHARE of N (bomix.optimizers.base), so every law is fitted and acts
+on at least half of the budget at any k.
+
+On a finite pool of logged runs (bomix.optimizers.pool) a law ranks candidate runs by its
+predicted objective (`score`), and its design points are design points (Proposal.design).
 
 Subclasses implement `design`, `fit` and `candidates`; the fitted model is a `Law`. Everything is
 a pure function of (constructor arguments, history, n), as the optimizer contract requires.
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bomix.errors import BomixError, ConfigError
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, free_pool_rows, pool_taken, snap_to_pool
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, design_cap
 from bomix.space import MixtureSpace
 
 PROTOCOLS = ("sequential", "one_shot")
@@ -65,19 +69,21 @@ class LawBaseline(Optimizer):
 
     seed: seeds the design and the fit's random restarts.
     protocol: "sequential" (default) or "one_shot".
-    budget: N, the trial budget the one-shot protocol plans for (its design has N-1 mixtures).
-    n0: design size of the sequential protocol; None: the method's documented default.
+    budget: N, the trial budget the protocols plan for (one-shot: N-1 design mixtures); None: the
+        campaign's budget (History.budget), else 64.
+    n0: design size of the sequential protocol; None: the method's documented default, at most
+        DESIGN_SHARE of N.
     min_distance: L1 distance under which a sequential proposal counts as already tried.
     """
 
     name = "law"
 
-    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int = 64, n0: int | None = None,
-                 min_distance: float = 0.02):
+    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int | None = None,
+                 n0: int | None = None, min_distance: float = 0.02):
         if protocol not in PROTOCOLS:
             raise ConfigError(f"{self.name} protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
-        if not isinstance(budget, int) or budget < 2:
-            raise ConfigError(f"{self.name} budget must be an integer >= 2, got {budget!r}")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 2):
+            raise ConfigError(f"{self.name} budget must be an integer >= 2 or None, got {budget!r}")
         if n0 is not None and (not isinstance(n0, int) or n0 < 1):
             raise ConfigError(f"{self.name} n0 must be an integer >= 1 or None, got {n0!r}")
         if not isinstance(min_distance, (int, float)) or min_distance < 0:
@@ -87,6 +93,16 @@ class LawBaseline(Optimizer):
         self.budget = budget
         self.n0 = n0
         self.min_distance = min_distance
+        self._planned: dict[int, LawBaseline] = {}  # budget -> this method planned for it (a cache)
+
+    def planned(self, history: History) -> LawBaseline:
+        """This method with its budget set: its own, else the campaign's, else 64 (a cached copy)."""
+        if self.budget is not None:
+            return self
+        budget = max(2, history.plan())
+        if budget not in self._planned:
+            self._planned[budget] = type(self)(**{**self.get_params(), "budget": budget})
+        return self._planned[budget]
 
     # -- what a method provides ---------------------------------------------------------------
     @abstractmethod
@@ -107,11 +123,18 @@ class LawBaseline(Optimizer):
 
     # -- the protocols ------------------------------------------------------------------------
     def design_size(self, space: MixtureSpace) -> int:
+        """Design trials under the protocol for this method's budget (set: see `planned`)."""
+        budget = 64 if self.budget is None else self.budget
         if self.protocol == "one_shot":
-            return self.budget - 1
-        return min(self.n0 if self.n0 is not None else self.default_n0(space), self.budget - 1)
+            return budget - 1
+        if self.n0 is not None:
+            return min(self.n0, budget - 1)
+        return min(self.default_n0(space), design_cap(budget), budget - 1)
 
     def suggest(self, history: History, n: int = 1) -> list[Proposal]:
+        me = self.planned(history)
+        if me is not self:
+            return me.suggest(history, n)
         space = history.space
         # Every trial in the history counts towards the design (imported and enqueued ones too);
         # the design's own points are taken in order, so a resumed study continues it.
@@ -124,8 +147,6 @@ class LawBaseline(Optimizer):
         except LawFitError:  # not enough data yet (failures in the design): keep designing
             return proposals + self._design_points(history, n - len(proposals), after=proposals)
         taken = [t.x for t in history.trials] + [p.weights for p in proposals]
-        if space.pool is not None:
-            return proposals + self._best_pool_rows(history, law, n - len(proposals), [p.weights for p in proposals])
         x = space.project(law.optimum)
         if self.protocol == "one_shot" and not proposals and not self._near(x, taken, 1e-9):
             proposals.append(Proposal(x, f"{self.name}/optimum", {"predicted": law.optimal_value}))
@@ -142,23 +163,7 @@ class LawBaseline(Optimizer):
         space = history.space
         done = history.count(f"{self.name}/design") + len(after)
         X = self.design(space, done + n)[done:]
-        if space.pool is not None:
-            X = snap_to_pool(space, X, pool_taken(history) | {space.nearest(p.weights) for p in after})
-        return [Proposal(history.space.clean(x), f"{self.name}/design") for x in X]
-
-    def _best_pool_rows(self, history: History, law: Law, n: int, extra: list) -> list[Proposal]:
-        """The n best-predicted pool rows no trial holds and no proposal in `extra` takes."""
-        space = history.space
-        rows = np.flatnonzero(free_pool_rows(space, history, extra))
-        if not len(rows):  # every logged run is taken: Sobol points, answered by their nearest run
-            X = space.sample(n, method="sobol", seed=self.seed + 1, skip=history.count(f"{self.name}/explore"))
-            return [Proposal(x, f"{self.name}/explore") for x in X]
-        predicted = law.predict(space.pool[rows])
-        order = np.argsort(predicted, kind="stable")[:n]
-        chosen = [Proposal(space.pool[rows[j]].copy(), f"{self.name}/candidate",
-                           {"predicted": float(predicted[j]), "pool_row": int(rows[j])}) for j in order]
-        return chosen + (self._best_pool_rows(history, law, n - len(chosen), extra + [p.weights for p in chosen])
-                         if len(chosen) < n else [])
+        return [Proposal(history.space.clean(x), f"{self.name}/design", design=True) for x in X]
 
     def _best_untried(self, history: History, law: Law, n: int, taken: list) -> list[Proposal]:
         """The n best-predicted candidates farther than min_distance (L1) from everything taken."""
@@ -175,26 +180,45 @@ class LawBaseline(Optimizer):
         if len(chosen) < n:  # the candidate set is exhausted: fresh Sobol points
             extra = space.sample(n - len(chosen), method="sobol", seed=self.seed + 1,
                                  skip=history.count(f"{self.name}/explore"))
-            chosen += [Proposal(x, f"{self.name}/explore") for x in extra]
+            chosen += [Proposal(x, f"{self.name}/explore", design=True) for x in extra]
         return chosen
 
     @staticmethod
     def _near(x, others, radius: float) -> bool:
         return any(np.abs(np.asarray(x) - np.asarray(o)).sum() < radius for o in others)
 
-    # -- what a report reads ------------------------------------------------------------------
+    # -- ranking candidates and what a report reads ----------------------------------------------
+    def _law(self, history: History) -> Law | None:
+        try:
+            return self.fit(history)
+        except LawFitError:
+            return None
+
+    def score(self, history: History, X: np.ndarray) -> np.ndarray | None:
+        """(p,) the negated predicted objective of each candidate; None while the design runs or
+        before the law can be fitted."""
+        me = self.planned(history)
+        if me is not self:
+            return me.score(history, X)
+        if len(history.trials) < self.design_size(history.space):
+            return None
+        law = self._law(history)
+        return None if law is None else -law.predict(X)
+
+    def predict(self, history: History, X: np.ndarray):
+        """((p,) the fitted law's predicted objective at X, None); None before a fit is possible."""
+        law = self.planned(history)._law(history)
+        return None if law is None else (law.predict(X), None)
+
     def recommend(self, history: History) -> Recommendation | None:
         """The fitted law's optimum and its predicted value (best observed before a fit is possible)."""
-        try:
-            law = self.fit(history)
-        except LawFitError:
+        me = self.planned(history)
+        if me is not self:
+            return me.recommend(history)
+        law = self._law(history)
+        if law is None:
             return super().recommend(history)
         space = history.space
-        if space.pool is not None:  # the best-predicted logged run: only those can be evaluated
-            predicted = law.predict(space.pool)
-            i = int(np.argmin(predicted))
-            return Recommendation(space.to_mixture(space.pool[i]), float(predicted[i]), None,
-                                  f"{self.name} law, best-predicted logged run")
         x = space.project(law.optimum)
         return Recommendation(history.space.to_mixture(x), law.optimal_value, None, f"{self.name} law optimum")
 

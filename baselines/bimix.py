@@ -84,7 +84,7 @@ class BiMix(LawBaseline):
 
     name = "bimix"
 
-    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int = 64, n0: int | None = None,
+    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int | None = None, n0: int | None = None,
                  min_distance: float = 0.02, entropies: Mapping | None = None, use_curves: bool = True,
                  min_weight: float = 1e-3, alpha_min: float = 1e-3):
         super().__init__(seed=seed, protocol=protocol, budget=budget, n0=n0, min_distance=min_distance)
@@ -256,13 +256,9 @@ class BiMix(LawBaseline):
         """
         lo, hi = self.bounds(space)
         cols = np.array([space.index(name) for name in names], dtype=int)
-        if objective.kind == "worst":
+        w = objective.linear_weights(names)
+        if w is None:  # "worst": not a linear combination of the losses
             return _minimax(lo, hi, cols, K, alpha)
-        if objective.kind == "weighted":
-            w = np.array([objective.weights[name] for name in names], dtype=float)
-            w = w / w.sum()
-        else:
-            w = np.full(len(names), 1.0 / len(names))
         return _kkt(lo, hi, cols, w * K, alpha)
 
 

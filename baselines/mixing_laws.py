@@ -63,6 +63,8 @@ IMPLICIT_LR, IMPLICIT_WD = 0.1, 1e-3
 IMPLICIT_STEPS = 1000
 TRAIN_SHARE = 0.8  # the Huber loss sees this share of the (shuffled) points; checkpoints use all
 
+MIN_FIT = 4  # completed trials a fit needs at least; k + 2 (one per parameter of a law) unless the
+            # budget's design is smaller: the Huber fit from many starts still gives a usable law then
 N_SOBOL_STARTS = 4  # SLSQP starts besides the center, the best observed trial and best candidate
 
 
@@ -80,7 +82,7 @@ class MixingLaws(LawBaseline):
 
     name = "mixing_laws"
 
-    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int = 64, n0: int | None = None,
+    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int | None = None, n0: int | None = None,
                  min_distance: float = 0.02, variant: str = "explicit", optimum: str = "convex",
                  delta: float = 1 / 16, zero_fraction: float = 0.3, n_restarts: int | None = None,
                  n_latent: int = 30):
@@ -129,7 +131,7 @@ class MixingLaws(LawBaseline):
         delta = self.delta
         X, zero = double_diminishing(space, delta, rng)
         for _ in range(MAX_HALVINGS):
-            if len(X) >= self.budget - 1:
+            if len(X) >= (self.budget or 64) - 1:
                 break
             delta /= 2
             X, zero = double_diminishing(space, delta, rng)
@@ -149,8 +151,10 @@ class MixingLaws(LawBaseline):
 
     def _fit(self, history: History) -> Law:
         space, done = history.space, history.completed
-        if len(done) < space.k + 2:
-            raise LawFitError(f"{self.name} needs at least k + 2 = {space.k + 2} completed trials, got {len(done)}")
+        need = min(space.k + 2, max(MIN_FIT, self.planned(history).design_size(space)))
+        if len(done) < need:
+            raise LawFitError(f"{self.name} needs at least min(k + 2, its design) = {need} completed trials, got "
+                              f"{len(done)}")
         X = history.X()
         rng = np.random.default_rng([self.seed, len(done)])
         restarts = self.n_restarts or DEFAULT_RESTARTS[self.variant]
@@ -176,6 +180,24 @@ class MixingLaws(LawBaseline):
         params["at_bounds"] = [d for d, v, lo, hi in zip(space.domains, x, space.floors, space.caps)
                                if min(v - lo, hi - v) < 1e-6]
         return Law(predict, params, x, value)
+
+    def fit_losses(self, history: History):
+        """The explicit per-loss laws fitted to the completed trials, without searching an optimum:
+        a function (p, k) mixtures -> (p, m) predicted losses, columns in the order of the losses
+        the objective reads. The replay evaluator's "mixing_law" surrogate loads it by name."""
+        import scipy.optimize  # noqa: F401  (loads scipy's BLAS before the limit below, so it applies)
+        from threadpoolctl import threadpool_limits
+
+        names, L = loss_matrix(history)
+        if L.min() <= 0:
+            raise LawFitError(f"the explicit law needs positive losses (c_i > 0), got a minimum of {L.min():.4g}")
+        space, X = history.space, history.X()
+        rng = np.random.default_rng([self.seed, len(X)])
+        own = [space.index(n) if n in space.domains else None for n in names]
+        with threadpool_limits(1):
+            thetas = np.array([fit_exponential(X, L[:, i], own[i], rng, self.n_restarts or DEFAULT_RESTARTS["explicit"])
+                               for i in range(len(names))])
+        return lambda P: np.exp(thetas[:, 0]) + np.exp(thetas[:, 1] + np.atleast_2d(P) @ thetas[:, 2:].T)
 
     def _optimum(self, history: History, predict, value_grad, worst=None) -> tuple[np.ndarray, float]:
         """The law's optimum and its predicted value: grid argmin, or multi-start SLSQP started at the

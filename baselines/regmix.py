@@ -61,7 +61,8 @@ class RegMix(LawBaseline):
         RegMix-seq start of baseline-methods.md section 9.3.
     regressor: "lightgbm" (the paper's choice) or "linear" (least squares on the raw weights, no
         intercept since the weights sum to 1, with a tiny ridge penalty).
-    prior: {domain: token share} of the corpus, normalised here; None means uniform. The design
+    prior: {domain: token share} of the corpus, normalised here; None means the space's prior
+        (MixtureSpace.prior, what a benchmark hands every method), else uniform. The design
         centres on it and the simulation draws from Dirichlet(prior). Every domain of the space
         must have a share > 0.
     target: "objective" (default): one regressor on the study's objective value, which is what the
@@ -81,7 +82,7 @@ class RegMix(LawBaseline):
 
     name = "regmix"
 
-    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int = 64, n0: int | None = None,
+    def __init__(self, *, seed: int = 0, protocol: str = "sequential", budget: int | None = None, n0: int | None = None,
                  min_distance: float = 0.02, regressor: str = "lightgbm", prior: Mapping[str, float] | None = None,
                  target: str = "objective", n_simulations: int = 100_000, top_k: int = 128,
                  small_data: bool = True, temperature: float = 0.5, max_usage: float = 15):
@@ -119,13 +120,19 @@ class RegMix(LawBaseline):
         self.max_usage = max_usage
 
     def default_n0(self, space: MixtureSpace) -> int:
-        return self.budget // 2
+        return (self.budget or 64) // 2
 
     # -- the prior and the design -------------------------------------------------------------
     def prior_vector(self, space: MixtureSpace) -> np.ndarray:
         """(k,) the normalised prior in space.domains order; ConfigError if it names other domains."""
-        if self.prior is None:
+        if self.prior is None and space.prior is None:
             return np.full(space.k, 1.0 / space.k)
+        if self.prior is None:
+            if not (space.prior > 0).all():
+                zero = [d for d, v in zip(space.domains, space.prior) if v <= 0]
+                raise ConfigError(f"regmix needs every domain's prior share > 0 (its design is a Dirichlet around "
+                                  f"it), got 0 for {zero}")
+            return space.prior.copy()
         unknown = [d for d in self.prior if d not in space.domains]
         missing = [d for d in space.domains if d not in self.prior]
         if unknown or missing:

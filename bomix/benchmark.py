@@ -6,6 +6,7 @@
     budget = 64                                # finished trials per study
     n_workers = 1                              # studies run at once (processes)
     # fixed = ["uniform"]                      # labels evaluated once (default: fixed-mixture optimizers)
+    # references = true                        # add the trivial reference rules (see below)
     # replicate_top = 3                        # then re-evaluate each study's 3 best mixtures ...
     # replicate_repeats = 2                    # ... twice more each, with fresh seeds
 
@@ -24,6 +25,20 @@ OUT/summary.csv                     the latest summary per study: label, method,
 
 Study seed s gives every method the same trial seeds (paired comparisons) and is the optimizer's
 seed. Fixed mixtures (uniform, llama) cost one trial: their natural cost, shown as reference lines.
+
+Trivial reference rules join every benchmark unless references = false, so an easy benchmark shows
+as easy: "uniform" (on a pool: the run nearest uniform), "prior" (the space's prior, when it has
+one) and "focus" (equal weight on the training domains the objective reads, when it names any:
+for a one-domain target, on a pool, the run with the largest weight on that domain). Each is a
+fixed mixture (one trial), added under its own name unless a method of that name is there.
+
+Fairness is the harness's job, not each config's: every method gets the same space (floors, caps
+and the space's `prior`), the same seeds, and the budget (each study runs study.optimize with
+n_trials = budget, which hands it to every method as History.budget; a method's own `budget` or
+`prior` parameter is refused when it differs). On an evaluator with a pool of logged runs, every
+study searches that pool (bomix.optimizers.pool) and recommends a run it evaluated. The summary
+keeps the noise-free value (`*_true`) of the best observed and the recommended mixture where the
+evaluator knows it (landscapes, replay pools and surrogates).
 This module imports no numpy at load, so worker processes limit BLAS threads before it loads.
 """
 
@@ -44,8 +59,9 @@ from bomix.errors import ConfigError, SpecMismatchError
 
 FORMAT = "bomix.benchmark/1"
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SUMMARY_COLUMNS = ["label", "method", "seed", "n_trials", "best_value", "best_trial", "recommended_value",
-                   "recommended_source", "recommended_trial", "seconds", "error"]
+SUMMARY_COLUMNS = ["label", "method", "seed", "n_trials", "best_value", "best_true", "best_trial",
+                   "recommended_value", "recommended_true", "recommended_source", "recommended_trial", "seconds",
+                   "error"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class BenchmarkSection:
     fixed: list | None = None                           # labels run for 1 trial; None: fixed mixtures
     replicate_top: int = 0                              # after the budget, re-evaluate the m best ...
     replicate_repeats: int = 2                          # ... this many more times each
+    references: bool = True                             # add the trivial reference rules (module docstring)
 
     def __post_init__(self):
         object.__setattr__(self, "methods", _methods(self.methods))
@@ -181,24 +198,50 @@ def resolve(config: BenchmarkConfig) -> dict:
             raise ConfigError(f"space.domains must be given: evaluator {config.evaluator.name!r} does not name its "
                               "domains")
         space_config = dataclasses.replace(space_config, domains=list(evaluator.domains))
-    from bomix.evaluators.base import space_with_pool
-
-    space = space_with_pool(space_config.build(), evaluator)
+    space = space_config.build()
+    objective = Objective.parse(config.study.objective)
+    methods = {**b.methods, **(_references(b.methods, space, objective) if b.references else {})}
     fixed = []
-    for label, m in b.methods.items():
+    for label, m in methods.items():
+        _check_fair(label, m, b.budget, space)
         optimizer = get_optimizer(m.name, seed=b.seeds[0], **m.params)
-        if (label in b.fixed) if b.fixed is not None else not optimizer.proposes_distinct:
+        if (label in b.fixed or label not in b.methods) if b.fixed is not None else not optimizer.proposes_distinct:
             fixed.append(label)
     return _jsonable({
         "format": FORMAT,
-        "methods": {label: {"name": m.name, "params": m.params} for label, m in b.methods.items()},
+        "methods": {label: {"name": m.name, "params": m.params} for label, m in methods.items()},
         "seeds": b.seeds, "budget": b.budget, "fixed": fixed,
         "replicate_top": b.replicate_top, "replicate_repeats": b.replicate_repeats,
-        "objective": Objective.parse(config.study.objective).to_dict(),
+        "objective": objective.to_dict(),
         "space": space.to_dict(),
         "evaluator": {"name": config.evaluator.name, "params": config.evaluator.params},
         "bomix": __version__,
     })
+
+
+def _references(methods: dict, space, objective) -> dict:
+    """The trivial reference rules this benchmark lacks: label -> ComponentConfig (module docstring)."""
+    names = {m.name for m in methods.values()}
+    out = {"uniform": ComponentConfig("uniform")}
+    if space.prior is not None:
+        out["prior"] = ComponentConfig("prior")
+    named = [objective.target] if objective.kind == "target" else \
+        list(objective.weights or {}) if objective.kind == "weighted" else list(objective.domains or [])
+    if any(d in space.domains for d in named):
+        out["focus"] = ComponentConfig("focus")
+    return {label: m for label, m in out.items() if m.name not in names and label not in methods}
+
+
+def _check_fair(label: str, method: ComponentConfig, budget: int, space) -> None:
+    """ConfigError when a method's parameters would give it another budget or prior than the rest."""
+    given = method.params.get("budget")
+    if given is not None and given != budget:
+        raise ConfigError(f"benchmark.methods.{label}.params.budget must be left out or equal benchmark.budget "
+                          f"({budget}): every method plans for the same budget, got {given!r}")
+    if method.params.get("prior") is not None:
+        raise ConfigError(f"benchmark.methods.{label}.params.prior must be left out: give the prior once, as "
+                          f"space.prior, so every method and reference rule uses the same one; got "
+                          f"{method.params['prior']!r}")
 
 
 def _write_or_check(out: Path, resolved: dict) -> None:
@@ -258,14 +301,14 @@ def run_one(task: dict) -> dict:
         optimizer = bomix.get_optimizer(task["name"], **{"seed": task["seed"], **task["params"]})
         evaluator = get_evaluator(task["evaluator"]["name"], **task["evaluator"]["params"])
         study = bomix.create_study(task["directory"], space=space, optimizer=optimizer, objective=task["objective"],
-                                   seed=task["seed"], load_if_exists=True)
+                                   seed=task["seed"], load_if_exists=True, pool=evaluator.pool)
         try:
             before = study.n_finished
             study.optimize(evaluator, n_trials=task["n_trials"], show_progress=False)
             if task["replicate_top"]:
                 study.replicate(evaluator, top=task["replicate_top"], repeats=task["replicate_repeats"],
                                 show_progress=False)
-            row.update(_summarise(study), new_trials=study.n_finished - before)
+            row.update(_summarise(study, evaluator), new_trials=study.n_finished - before)
         finally:
             study.close()
         row["journal_bytes"] = os.path.getsize(Path(task["directory"]) / "journal.jsonl")
@@ -276,9 +319,15 @@ def run_one(task: dict) -> dict:
     return row
 
 
-def _summarise(study) -> dict:
-    """Best observed among the budget's trials (replicates excluded) and the optimizer's recommendation."""
+def _summarise(study, evaluator=None) -> dict:
+    """Best observed among the budget's trials (replicates excluded) and the optimizer's
+    recommendation, each with its noise-free value when the evaluator knows it (`true_value`)."""
     from bomix.trial import TrialState
+
+    def true(weights):
+        if weights is None or not callable(getattr(evaluator, "true_value", None)):
+            return None
+        return float(evaluator.true_value(weights, study.objective.to_dict()))
 
     done = [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
             and "replicate_of" not in t.extra]
@@ -287,8 +336,10 @@ def _summarise(study) -> dict:
     best = min(done, key=lambda t: (t.value, t.number)) if done else None
     rec = study.recommend()
     return {"n_trials": len(budget), "best_value": None if best is None else best.value,
+            "best_true": true(None if best is None else best.weights),
             "best_trial": None if best is None else best.number,
             "recommended_value": None if rec is None else rec.value,
+            "recommended_true": true(None if rec is None else rec.weights),
             "recommended_source": None if rec is None else rec.source,
             "recommended_trial": None if rec is None else rec.trial}
 
@@ -443,14 +494,16 @@ def _summary(out: Path, tasks: list[dict], runs: list[dict]) -> BenchmarkResult:
 
 
 def _table(rows: list[dict]) -> str:
-    """Per label: seeds, mean best observed and mean recommended value, total seconds."""
-    lines = [f"{'method':<16} {'seeds':>5} {'trials':>6} {'best observed':>14} {'recommended':>12} {'seconds':>8}"]
+    """Per label: seeds, mean best observed and mean recommended value (noise-free where the
+    evaluator knows it), total seconds."""
+    lines = [f"{'method':<16} {'seeds':>5} {'trials':>6} {'best observed':>14} {'(true)':>8} {'recommended':>12} "
+             f"{'(true)':>8} {'seconds':>8}"]
     for label in dict.fromkeys(r["label"] for r in rows):
         ok = [r for r in rows if r["label"] == label and not r["error"]]
-        best = [r["best_value"] for r in ok if r["best_value"] is not None]
-        rec = [r["recommended_value"] for r in ok if r["recommended_value"] is not None]
-        mean = lambda v: f"{sum(v) / len(v):.4f}" if v else "-"  # noqa: E731
+        mean = lambda key: (lambda v: f"{sum(v) / len(v):.4f}" if v else "-")(  # noqa: E731
+            [r[key] for r in ok if r.get(key) is not None])
         trials = max((r["n_trials"] for r in ok), default=0)
-        lines.append(f"{label:<16} {len(ok):>5} {trials:>6} {mean(best):>14} {mean(rec):>12} "
+        lines.append(f"{label:<16} {len(ok):>5} {trials:>6} {mean('best_value'):>14} {mean('best_true'):>8} "
+                     f"{mean('recommended_value'):>12} {mean('recommended_true'):>8} "
                      f"{sum(r['seconds'] for r in rows if r['label'] == label):>8.1f}")
     return "\n".join(lines)

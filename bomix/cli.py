@@ -35,16 +35,15 @@ def _campaign(config, *, show_progress):
     (study, evaluator)."""
     import bomix
     from bomix.evaluators import get_evaluator
-    from bomix.evaluators.base import space_with_pool
     from bomix.study import check_evaluator_domains
 
     params = {"seed": config.study.seed, **config.optimizer.params}
     optimizer = bomix.get_optimizer(config.optimizer.name, **params)
     evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
-    space = space_with_pool(config.space.build(), evaluator)
+    space = config.space.build()
     check_evaluator_domains(evaluator, space)  # before anything is written
     study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
-                               seed=config.study.seed, load_if_exists=True)
+                               seed=config.study.seed, load_if_exists=True, pool=evaluator.pool)
     config.write(study.directory / "config.json")
     before = study.n_finished
     progress = config.study.show_progress if show_progress is None else show_progress

@@ -79,6 +79,7 @@ class SpaceConfig:
     tokens: dict | None = None                   # available tokens per domain -> caps
     target_tokens: float | None = None           # token budget of the run the mixture is for
     repetition_factor: float = 1.0               # epochs allowed per domain
+    prior: dict | list | None = None             # natural shares per domain (e.g. token shares), normalised
 
     def __post_init__(self):
         if self.tokens is not None and self.caps is not None:
@@ -94,8 +95,9 @@ class SpaceConfig:
                 raise ConfigError(f"space.tokens must list space.domains in order, got {list(self.tokens)} "
                                   f"for {list(self.domains)}")
             return MixtureSpace.from_tokens(self.tokens, target_tokens=self.target_tokens,
-                                            repetition_factor=self.repetition_factor, floors=self.floors)
-        return MixtureSpace(self.domains, floors=self.floors, caps=self.caps)
+                                            repetition_factor=self.repetition_factor, floors=self.floors,
+                                            prior=self.prior)
+        return MixtureSpace(self.domains, floors=self.floors, caps=self.caps, prior=self.prior)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,10 @@ def top_trials(study, m: int) -> list[Trial]:
             and "replicate_of" not in t.extra]
     if not done:
         return []
-    predict = getattr(study.optimizer, "predict", None)
     history = study.history()
-    if predict is not None and len(history.completed) >= 2:
-        score = predict(history, np.array([t.x for t in done]))[0]
-    else:
-        score = np.array([t.value for t in done])
+    predicted = study.optimizer.predict(history, np.array([t.x for t in done])) if len(history.completed) >= 2 \
+        else None
+    score = predicted[0] if predicted is not None else np.array([t.value for t in done])
     return [done[i] for i in np.argsort(score, kind="stable")[:m]]
 
 

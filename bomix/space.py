@@ -49,14 +49,17 @@ class MixtureSpace:
             order, or a dict {domain: floor} (missing domains get 0).
         caps: maximum weight per domain, same forms (missing domains get 1). Caps above 1 mean
             "no cap" and are stored as 1.
-        pool: None, or a finite set of allowed mixtures, an (n, k) array (rows feasible, columns in
-            domain order), e.g. the logged runs a replay evaluator can answer for. The space stays
-            the continuous simplex (any optimizer may propose any feasible point); pool-aware
-            optimizers (bo) choose among the pool's rows, and `nearest` maps a point to its row.
-            Part of to_dict/from_dict and equality, so a study is resumed only on the same pool.
+        prior: None, or the domains' natural shares (e.g. their token shares in the corpus): a dict
+            {domain: share} (every domain named) or a sequence in domain order, numbers >= 0 with a
+            positive sum, normalised here. Designs and regularisers that centre on the corpus
+            (RegMix, olmix) and the "nearest the prior" reference rule read it; the space itself
+            does not constrain by it. Part of to_dict/from_dict and equality.
+
+    A space is plain vocabulary: a finite set of logged runs belongs to the evaluator that can
+    answer for them (`Evaluator.pool`), not to the space.
     """
 
-    def __init__(self, domains: Sequence[str], *, floors=None, caps=None, pool=None):
+    def __init__(self, domains: Sequence[str], *, floors=None, caps=None, prior=None):
         domains = list(domains) if not isinstance(domains, str) else [domains]
         if not domains:
             raise InvalidSpaceError("a mixture space needs at least 2 domains, got none")
@@ -83,22 +86,22 @@ class MixtureSpace:
             raise InvalidSpaceError(
                 f"caps must sum to at least 1 (else no mixture fits), got {self.caps.sum():.6g} for {_fmt(self.caps)}"
             )
-        self.pool: np.ndarray | None = None if pool is None else self._check_pool(pool)
+        self.prior: np.ndarray | None = None if prior is None else self._check_prior(prior)
 
-    def _check_pool(self, pool) -> np.ndarray:
-        try:
-            P = np.array(pool, dtype=float)
-        except (TypeError, ValueError) as e:
-            raise InvalidSpaceError(f"pool must be an (n, k) array of numbers, got {type(pool).__name__}") from e
-        if P.ndim != 2 or P.shape[1] != self.k or len(P) < 1:
-            raise InvalidSpaceError(f"pool must be an (n, {self.k}) array of mixtures with n >= 1, got shape {P.shape}")
-        for i, row in enumerate(P):
-            try:
-                P[i] = self.clean(row)
-            except InvalidWeightsError as e:
-                raise InvalidSpaceError(f"pool row {i} must be a feasible mixture: {e}") from None
-        P.flags.writeable = False
-        return P
+    def _check_prior(self, prior) -> np.ndarray:
+        if isinstance(prior, Mapping):
+            missing = [d for d in self.domains if d not in prior]
+            if missing:
+                raise InvalidSpaceError(f"prior must give every domain a share, missing {missing}")
+        bad = [v for v in (prior.values() if isinstance(prior, Mapping) else _entries(prior)) if _not_a_number(v)]
+        if bad:
+            raise InvalidSpaceError(f"prior shares must be numbers, got {bad[0]!r}")
+        p = self._bound_vector(prior, 0.0, "prior")
+        if p.sum() <= 0:
+            raise InvalidSpaceError(f"prior shares must have a positive sum, got {_fmt(p)}")
+        p = p / p.sum()
+        p.flags.writeable = False
+        return p
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -109,6 +112,7 @@ class MixtureSpace:
         target_tokens: float,
         repetition_factor: float = 1.0,
         floors=None,
+        prior=None,
     ) -> MixtureSpace:
         """Caps from token availability: hi_i = repetition_factor * tokens_i / target_tokens.
 
@@ -122,7 +126,7 @@ class MixtureSpace:
         if bad:
             raise InvalidSpaceError(f"token counts must be finite and >= 0, got {bad}")
         caps = {d: repetition_factor * t / target_tokens for d, t in tokens.items()}
-        return cls(list(tokens), floors=floors, caps=caps)
+        return cls(list(tokens), floors=floors, caps=caps, prior=prior)
 
     def _bound_vector(self, value, default: float, what: str) -> np.ndarray:
         k = len(self.domains)
@@ -167,8 +171,8 @@ class MixtureSpace:
             extra += f", floors={_fmt(self.floors)}"
         if (self.caps < 1).any():
             extra += f", caps={_fmt(self.caps)}"
-        if self.pool is not None:
-            extra += f", pool=<{len(self.pool)} mixtures>"
+        if self.prior is not None:
+            extra += f", prior={_fmt(self.prior)}"
         return f"MixtureSpace({list(self.domains)}{extra})"
 
     def to_dict(self) -> dict:
@@ -178,22 +182,16 @@ class MixtureSpace:
             "floors": [float(v) for v in self.floors],
             "caps": [float(v) for v in self.caps],
         }
-        if self.pool is not None:
-            d["pool"] = self.pool.tolist()
+        if self.prior is not None:
+            d["prior"] = [float(v) for v in self.prior]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> MixtureSpace:
-        return cls(d["domains"], floors=d.get("floors"), caps=d.get("caps"), pool=d.get("pool"))
-
-    def nearest(self, weights) -> int:
-        """The index of the pool row nearest (L1 distance; the first on ties) to one mixture."""
-        if self.pool is None:
-            raise InvalidSpaceError("nearest needs a space with a pool of mixtures, but this one has none")
-        x = self.as_array(weights)
-        if x.ndim != 1:
-            raise InvalidWeightsError(f"expected one mixture of {self.k} weights, got shape {x.shape}")
-        return int(np.argmin(np.abs(self.pool - x).sum(axis=1)))
+        if "pool" in d:
+            raise InvalidSpaceError("a space must not carry a pool: the logged runs belong to the evaluator, and a study "
+                                    "stores them as its own `pool` (this study.json predates that); re-create the study")
+        return cls(d["domains"], floors=d.get("floors"), caps=d.get("caps"), prior=d.get("prior"))
 
     # -- checking and converting mixtures -----------------------------------------------------
     def as_array(self, weights) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The study: a resumable campaign of trials in a directory.
 
-DIR/study.json        the resolved spec (space, objective, optimizer, seed), written once
+DIR/study.json        the resolved spec (space, objective, optimizer, seed, and the pool of logged
+                      runs when the study searches one), written once
 DIR/journal.jsonl     append-only events: enqueue, create, job, complete, fail, abandon (a complete
                       event with "weights" records the mixture the evaluator actually evaluated;
                       a job event records where a running trial runs, e.g. its Slurm job id)
@@ -12,6 +13,10 @@ trial still RUNNING then belonged to a process that died: it becomes ABANDONED a
 queued again with its original seed, so the resumed study proceeds exactly as an uninterrupted one.
 A RUNNING trial with a job record (it runs elsewhere: a Slurm job) stays RUNNING until a runner
 re-attaches to it or abandons it (Runner.run does one or the other before anything else).
+
+A study with a pool (the logged runs a replay evaluator can answer for) searches it: its optimizer
+is wrapped in bomix.optimizers.pool.PoolSearch, so every method picks distinct logged runs and
+recommends one it evaluated.
 
 One driver at a time: a second process that tries to write to a study another holds is refused
 (StudyLockedError names the holder's pid); reading needs no lock.
@@ -34,6 +39,7 @@ from bomix.errors import BomixError, ConfigError, EvaluationError, InvalidWeight
 from bomix.journal import Journal, StudyLock
 from bomix.objective import Objective
 from bomix.optimizers import History, Optimizer, Proposal, Recommendation, get_optimizer
+from bomix.optimizers.pool import PoolSearch, check_pool
 from bomix.registry import resolve
 from bomix.space import MixtureSpace
 from bomix.trial import Evaluation, Trial, TrialState
@@ -41,7 +47,7 @@ from bomix.trial import Evaluation, Trial, TrialState
 log = logging.getLogger("bomix")
 
 SPEC_FORMAT = "bomix.study/1"
-SPEC_KEYS = ("space", "objective", "optimizer", "seed")
+SPEC_KEYS = ("space", "objective", "optimizer", "seed", "pool")
 EVENTS = ("enqueue", "create", "job", "complete", "fail", "abandon")
 
 
@@ -80,6 +86,10 @@ def _diff(stored, given, path="") -> list[str]:
         for key in sorted(set(stored) | set(given), key=str):
             out += _diff(stored.get(key), given.get(key), f"{path}.{key}" if path else str(key))
         return out
+    if path == "pool" and stored != given:
+        size = lambda p: "none" if p is None else f"{len(p)} runs"  # noqa: E731
+        return [f"pool: stored {size(stored)}, given {size(given)}" + (" (other runs)" if size(stored) == size(given)
+                                                                         else "")]
     return [] if stored == given else [f"{path}: stored {stored!r}, given {given!r}"]
 
 
@@ -87,12 +97,15 @@ class Study:
     """A campaign of trials over a MixtureSpace. Build with `create_study` or `load_study`."""
 
     def __init__(self, directory: Path, spec: dict, *, space: MixtureSpace, objective: Objective,
-                 optimizer: Optimizer):
+                 optimizer: Optimizer, pool: np.ndarray | None = None):
         self.directory = Path(directory)
         self.spec = spec
         self.space = space
         self.objective = objective
         self.optimizer = optimizer
+        self.pool: np.ndarray | None = pool  # (N, k) logged runs the study searches, or None
+        self._search: Optimizer = optimizer if pool is None else PoolSearch(optimizer, pool)
+        self._budget: int | None = None  # the n_trials of the optimize call under way
         self.seed: int = spec["seed"]
         self.name: str = spec.get("name") or self.directory.name
         self._journal = Journal(self.directory / "journal.jsonl")
@@ -216,7 +229,7 @@ class Study:
 
     def history(self) -> History:
         live = tuple(t for t in self._trials if t.state is not TrialState.ABANDONED)
-        return History(self.space, self.objective, live)
+        return History(self.space, self.objective, live, self._budget)
 
     @property
     def best_trial(self) -> Trial | None:
@@ -225,8 +238,9 @@ class Study:
         return min(done, key=lambda t: (t.value, t.number)) if done else None
 
     def recommend(self) -> Recommendation | None:
-        """The optimizer's recommended mixture (model-based where the optimizer has a model)."""
-        return self.optimizer.recommend(self.history())
+        """The optimizer's recommended mixture (model-based where the optimizer has a model); with a
+        pool, always a run the study evaluated."""
+        return self._search.recommend(self.history())
 
     def trial_dir(self, number: int) -> Path:
         return self.directory / "trials" / str(number)
@@ -287,7 +301,7 @@ class Study:
                 new.append(self._create(self.space.validate(q["weights"]), q["source"], seed,
                                         enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info")))
             if len(new) < n:
-                proposals = self.optimizer.suggest(self.history(), n - len(new))
+                proposals = self._search.suggest(self.history(), n - len(new))
                 for p in proposals:
                     p = p if isinstance(p, Proposal) else Proposal(np.asarray(p))
                     try:
@@ -392,11 +406,13 @@ class Study:
             self._requeue(t)
 
     def _check_loss_names(self, t: Trial, losses: Mapping) -> None:
-        """An objective over every reported loss ("mean" or "worst" without `domains`) compares
+        """An objective over every reported loss ("mean" or "worst" without `domains`, or task
+        families, whose patterns match the reported names) compares
         trials only if they all report the same losses: a trial that left one out, or added one,
         would be scored on another average. Checked against the losses the evaluator of the running
         campaign says it reports (its `loss_names`), else against the first completed trial."""
-        if self.objective.kind not in ("mean", "worst") or self.objective.domains:
+        if not (self.objective.kind == "families" or (self.objective.kind in ("mean", "worst")
+                                                       and not self.objective.domains)):
             return
         expected, who = getattr(self, "_loss_names", None), "its evaluator's loss_names"
         if expected is None:
@@ -442,17 +458,33 @@ class Study:
         if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
             raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
         check_evaluator_domains(evaluator, self.space)
+        self._check_pool(evaluator)
         policy = FaultPolicy(timeout=timeout, retries=retries, max_failures=max_failures)
         runner = get_runner(runner["name"], **runner.get("params", {})) if isinstance(runner, Mapping) \
             else get_runner(runner)
         self._writable()
         names = getattr(evaluator, "loss_names", None)
         self._loss_names = set(names) if names else None
+        self._budget = int(n_trials)
         try:
             runner.run(self, evaluator, n_trials, n_parallel, policy=policy, show_progress=show_progress)
         finally:
             self._loss_names = None
+            self._budget = None
         return self
+
+    def _check_pool(self, evaluator) -> None:
+        """ConfigError when the evaluator answers only for logged runs the study does not search."""
+        pool = getattr(evaluator, "pool", None)
+        if pool is None:
+            return
+        if self.pool is None:
+            raise ConfigError(f"evaluator {getattr(evaluator, 'name', evaluator)!r} answers only for its {len(pool)} "
+                              "logged runs, so the study must search them: create it with pool=evaluator.pool "
+                              "(bomix run and bomix benchmark do)")
+        if np.shape(pool) != self.pool.shape or not np.allclose(pool, self.pool, rtol=0, atol=1e-9):
+            raise ConfigError(f"the evaluator's logged runs must be the study's pool, got {len(pool)} runs for a "
+                              f"study over {len(self.pool)} other runs")
 
     def top_trials(self, m: int) -> list[Trial]:
         """The m best distinct COMPLETED mixtures, by the model's posterior mean where the optimizer
@@ -515,12 +547,15 @@ def _open(directory: Path, spec: dict) -> Study:
         objective = Objective.parse(spec["objective"])
         optimizer = optimizer_from_spec(spec["optimizer"])
         seed = spec["seed"]
+        pool = None if spec.get("pool") is None else check_pool(space, spec["pool"])
     except (KeyError, TypeError, ImportError, AttributeError) as e:
         raise StudyError(f"{directory / 'study.json'} is missing or has a malformed field: "
                          f"{type(e).__name__}: {e}") from None
+    except BomixError as e:
+        raise StudyError(f"{directory / 'study.json'} has an invalid field: {e}") from None
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise StudyError(f"{directory / 'study.json'} must hold an integer seed, got {seed!r}")
-    return Study(directory, spec, space=space, objective=objective, optimizer=optimizer)
+    return Study(directory, spec, space=space, objective=objective, optimizer=optimizer, pool=pool)
 
 
 def load_study(directory) -> Study:
@@ -531,11 +566,14 @@ def load_study(directory) -> Study:
 
 
 def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sobol", objective="mean",
-                 seed: int = 0, load_if_exists: bool = False, name: str | None = None) -> Study:
+                 seed: int = 0, load_if_exists: bool = False, name: str | None = None, pool=None) -> Study:
     """Create a study in `directory`, or resume it (load_if_exists=True) if it already holds one.
 
     optimizer: a registered name (built with seed=`seed`) or an Optimizer. Resuming with a space,
-    objective, optimizer or seed different from the stored ones is refused, naming the difference.
+    objective, optimizer, seed or pool different from the stored ones is refused, naming the
+    difference. pool: None, or the (N, k) logged runs the study searches (a replay evaluator's
+    `pool`): every optimizer then picks distinct runs among them (bomix.optimizers.pool); when
+    resuming, None means the stored pool.
     The returned study holds the write lock.
     """
     directory = Path(directory)
@@ -553,8 +591,12 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
         if not exists:
             raise ConfigError("creating a study needs a space (a MixtureSpace), got None")
         space = MixtureSpace.from_dict(_read_spec(directory)["space"])
+    if pool is None and exists:  # resuming: the stored pool, as with the space
+        pool = _read_spec(directory).get("pool")
+    if pool is not None:
+        pool = check_pool(space, pool)
     given = {"space": space.to_dict(), "objective": objective.to_dict(), "optimizer": optimizer_spec(optimizer),
-             "seed": int(seed)}
+             "seed": int(seed), "pool": None if pool is None else pool.tolist()}
     directory.mkdir(parents=True, exist_ok=True)
     lock = StudyLock(directory).acquire()
     try:
@@ -567,11 +609,13 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
         else:
             spec = {"format": SPEC_FORMAT, "name": name or directory.name, **given, "created_at": time.time(),
                     "bomix_version": __version__}
+            if pool is None:
+                del spec["pool"]
             tmp = directory / "study.json.tmp"
             tmp.write_text(json.dumps(spec, indent=2) + "\n")
             os.replace(tmp, directory / "study.json")
             (directory / "journal.jsonl").touch()
-        study = Study(directory, spec, space=space, objective=objective, optimizer=optimizer)
+        study = Study(directory, spec, space=space, objective=objective, optimizer=optimizer, pool=pool)
     except BaseException:
         lock.release()
         raise

@@ -35,13 +35,14 @@ Factory = Callable[[MixtureSpace, int], Optimizer]
 
 
 def contract_spaces() -> list[MixtureSpace]:
-    """Spaces the contract runs on: 2 domains, 5 with floors and caps, 12 with tight caps."""
+    """Spaces the contract runs on: 2 domains, 5 with floors and caps, 12 with tight caps; each
+    with a prior (natural shares), as a benchmark on real data has."""
     twelve = [f"d{i}" for i in range(12)]
     return [
-        MixtureSpace(["a", "b"]),
+        MixtureSpace(["a", "b"], prior=[0.7, 0.3]),
         MixtureSpace(["books", "cc", "stack", "pes2o", "reddit"], floors={"pes2o": 0.02, "reddit": 0.02},
-                     caps={"cc": 0.5, "stack": 0.3}),
-        MixtureSpace(twelve, caps=[0.05, 0.05, 0.1] + [0.2] * 9),
+                     caps={"cc": 0.5, "stack": 0.3}, prior=[0.2, 0.45, 0.15, 0.1, 0.1]),
+        MixtureSpace(twelve, caps=[0.05, 0.05, 0.1] + [0.2] * 9, prior=0.8 ** np.arange(12)),
     ]
 
 
@@ -118,7 +119,40 @@ def check_params_roundtrip(make: Factory) -> None:
     assert np.allclose(a, b, atol=1e-9, rtol=0), "an optimizer rebuilt from get_params() must suggest the same"
 
 
-CHECKS = [check_on_simplex, check_deterministic, check_failed_and_pending, check_batch, check_params_roundtrip]
+def check_pool_search(make: Factory) -> None:
+    """On a finite pool of logged runs (bomix.optimizers.pool) the optimizer yields distinct runs no
+    trial holds, deterministically; its `score`, when it gives one, is one finite-or-(-inf) number
+    per candidate."""
+    from bomix.optimizers.pool import PoolSearch
+
+    space = contract_spaces()[1]
+    pool = space.sample(40, method="random", seed=99)
+    held = np.random.default_rng(0).permutation(40)[:10]
+    trials = []
+    for i, row in enumerate(held):  # 6 completed, 2 failed, 2 pending, each a logged run
+        state = TrialState.COMPLETED if i < 6 else TrialState.FAILED if i < 8 else TrialState.RUNNING
+        losses = toy_losses(space, pool[row]) if state is TrialState.COMPLETED else None
+        trials.append(Trial(i, space.to_mixture(pool[row]), state=state, proposed_by="contract", seed=i, losses=losses))
+    for history in (History(space, Objective("mean")), History(space, Objective("mean"), tuple(trials))):
+        opt = make(space, 0)
+        picks = PoolSearch(opt, pool).suggest(history, 3)
+        again = PoolSearch(make(space, 0), pool).suggest(history, 3)
+        rows = [int(np.abs(pool - p.weights).sum(axis=1).argmin()) for p in picks]
+        assert all(np.abs(pool[r] - p.weights).sum() < 1e-9 for r, p in zip(rows, picks)), \
+            "a pool search must propose logged runs exactly"
+        assert len(set(rows)) == 3 and not set(rows) & set(held[:len(history.trials)].tolist()), \
+            f"a pool search must propose 3 distinct runs no trial holds, got rows {rows}"
+        assert [p.weights.tolist() for p in picks] == [p.weights.tolist() for p in again], \
+            "a pool search must be deterministic for a seed and a history"
+        scores = opt.score(history, pool[:5])
+        if scores is not None:
+            scores = np.asarray(scores, dtype=float)
+            assert scores.shape == (5,) and not np.isnan(scores).any(), \
+                f"score(history, X) must give one number per candidate, got {scores!r}"
+
+
+CHECKS = [check_on_simplex, check_deterministic, check_failed_and_pending, check_batch, check_params_roundtrip,
+          check_pool_search]
 
 
 def check_optimizer(make: Factory) -> None:
@@ -159,6 +193,7 @@ class FaultInjector(Evaluator):
         self.delays = {int(k): float(v) for k, v in (delays or {}).items()}
         self.domains = getattr(evaluator, "domains", None)
         self.loss_names = getattr(evaluator, "loss_names", None)
+        self.pool = getattr(evaluator, "pool", None)
 
     def evaluate(self, weights, context: TrialContext | None = None) -> Evaluation:
         context = context or TrialContext()

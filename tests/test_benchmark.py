@@ -185,7 +185,8 @@ def test_bad_optimizer_params_fail_before_anything_is_written(tmp_path):
 def test_fixed_override_and_method_table(tmp_path):
     config = tiny(methods={"s": "sobol", "r2": {"name": "random"}}, fixed=["r2"], seeds=[3])
     result = bm.run_benchmark(config, tmp_path / "b", show_progress=False)
-    assert [(r["label"], r["seed"], r["n_trials"]) for r in result.summary] == [("s", 3, 6), ("r2", 3, 1)]
+    assert [(r["label"], r["seed"], r["n_trials"]) for r in result.summary] == [("s", 3, 6), ("r2", 3, 1),
+                                                                                ("uniform", 3, 1)]
 
 
 def test_bench_seedlike_config_resolves(repo_root):
@@ -240,3 +241,45 @@ def test_a_killed_benchmark_leaves_no_worker_running(tmp_path):
     assert not alive, f"benchmark workers outlived it: {alive}"
     assert main(["benchmark", str(config), "-o", str(tmp_path / "out"), "--workers", "1"]) == 0  # resumes: no lock held
     assert len(journal_values(tmp_path / "out")) == 4
+
+
+def test_every_method_gets_the_budget_and_no_law_spends_it_on_design(tmp_path):
+    """budget 16 at k = 5: every law's design is at most half of it (their own defaults: bimix 10,
+    mixing laws 21, olmix 12), so every law is fitted and proposes; bo's design likewise. Methods given no budget plan for
+    the benchmark's (History.budget), and a method's own different budget is refused."""
+    fast_bo = {"model": "scalar", "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}
+    methods = {m: {"name": m, "params": {"n0": None} if m != "bo" else fast_bo}
+               for m in ("bo", "bimix", "mixing_laws", "regmix", "olmix")}
+    methods["regmix"]["params"]["n_simulations"] = 2000
+    methods["mixing_laws"]["params"]["n_restarts"] = 2
+    methods["olmix"]["params"]["n_starts"] = 2
+    config = {"benchmark": {"methods": methods, "seeds": [0], "budget": 16, "references": False},
+              "evaluator": {"name": "landscape", "params": {"name": "seedlike", "noise_sd": 0.002}}}
+    result = bm.run_benchmark(config, tmp_path / "b", show_progress=False)
+    assert not result.failed, result.failed
+    for label in methods:
+        study = bomix.load_study(bm.study_dir(tmp_path / "b", label, 0))
+        sources = [t.proposed_by for t in study.trials]
+        design = sum(s.endswith(("/design", "/init")) for s in sources)
+        assert len(sources) == 16 and 1 <= design <= 8, (label, sources)
+    with pytest.raises(ConfigError, match="params.budget must be left out or equal benchmark.budget"):
+        bm.resolve(bm.config_from_dict({**config, "benchmark": {**config["benchmark"],
+                                                                 "methods": {"r": {"name": "regmix",
+                                                                                   "params": {"budget": 64}}}}}))
+
+
+def test_the_trivial_reference_rules_join_every_benchmark():
+    base = {"benchmark": {"methods": ["sobol"], "seeds": 1, "budget": 4},
+            "space": {"domains": ["a", "b", "c"], "prior": {"a": 0.5, "b": 0.3, "c": 0.2}},
+            "study": {"objective": "target:b"},
+            "evaluator": {"name": "landscape", "params": {"name": "seedlike"}}}
+    spec = bm.resolve(bm.config_from_dict(base))
+    assert list(spec["methods"]) == ["sobol", "uniform", "prior", "focus"]
+    assert spec["fixed"] == ["uniform", "prior", "focus"]
+    plain = bm.resolve(bm.config_from_dict({**base, "space": {"domains": ["a", "b", "c"]}, "study": {}}))
+    assert list(plain["methods"]) == ["sobol", "uniform"]  # no prior, and the mean names no domain
+    off = bm.resolve(bm.config_from_dict({**base, "benchmark": {**base["benchmark"], "references": False}}))
+    assert list(off["methods"]) == ["sobol"]
+    with pytest.raises(ConfigError, match="params.prior must be left out"):
+        bm.resolve(bm.config_from_dict({**base, "benchmark": {**base["benchmark"], "methods": {
+            "r": {"name": "regmix", "params": {"prior": {"a": 1, "b": 1, "c": 1}}}}}}))

@@ -53,30 +53,32 @@ def test_gp_step_for_every_model_and_objective(seedlike, model, objective):
     assert np.abs(out[0].weights - out[1].weights).max() > 1e-6
 
 
-def test_same_history_same_proposals_and_pending_are_avoided(seedlike):
+def test_same_history_same_proposals(seedlike):
     space = bomix.MixtureSpace(seedlike.domains)
-    X = space.sample(10, method="sobol", seed=2)
-    h = history_from(space, X, seedlike.true_losses)
+    h = history_from(space, space.sample(10, method="sobol", seed=2), seedlike.true_losses)
     a = BayesOpt(seed=1, **FAST).suggest(h, 1)[0].weights
     b = BayesOpt(seed=1, **FAST).suggest(h, 1)[0].weights
     np.testing.assert_array_equal(a, b)
-    # the same point, now pending: the next proposal goes elsewhere
-    pending = history_from(space, np.vstack([X, a]), seedlike.true_losses, states=[TrialState.COMPLETED] * 10
-                           + [TrialState.RUNNING])
-    c = BayesOpt(seed=1, **FAST).suggest(pending, 1)[0].weights
-    assert np.abs(c - a).max() > 1e-3
 
 
-def test_failed_mixture_is_not_proposed_again(seedlike):
+@pytest.mark.parametrize("state", [TrialState.RUNNING, TrialState.FAILED])
+def test_a_pending_or_failed_point_steers_the_proposal_away(seedlike, state):
+    """Two histories of the same length (so the same step seed): the 11th trial, RUNNING or FAILED,
+    sits far away in one and at the acquisition's best point in the other. The proposal stays at
+    that point in the first and moves away in the second; its acquisition score drops there too.
+    Without the pending points in the acquisition both histories give the same proposal."""
     space = bomix.MixtureSpace(seedlike.domains)
     X = space.sample(10, method="sobol", seed=2)
+    states = [TrialState.COMPLETED] * 10 + [state]
+    far = space.project([0.92, 0.02, 0.02, 0.02, 0.02])
     opt = BayesOpt(seed=1, **FAST)
-    h = history_from(space, X, seedlike.true_losses)
-    first = opt.suggest(h, 1)[0].weights
-    failed = history_from(space, np.vstack([X, first]), seedlike.true_losses,
-                          states=[TrialState.COMPLETED] * 10 + [TrialState.FAILED])
-    again = opt.suggest(failed, 1)[0].weights
-    assert np.abs(again - first).max() > 1e-3
+    best = opt.suggest(history_from(space, np.vstack([X, far]), seedlike.true_losses, states=states), 1)[0].weights
+    assert np.abs(best - far).sum() > 0.5
+    at_best = history_from(space, np.vstack([X, best]), seedlike.true_losses, states=states)
+    moved = opt.suggest(at_best, 1)[0].weights
+    assert np.abs(moved - best).max() > 1e-2
+    elsewhere = history_from(space, np.vstack([X, far]), seedlike.true_losses, states=states)
+    assert opt.score(at_best, best[None])[0] < opt.score(elsewhere, best[None])[0] - 1.0  # log EI, much lower
 
 
 def test_constant_values_and_duplicates_do_not_break_the_fit():

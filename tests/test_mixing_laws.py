@@ -126,7 +126,7 @@ def test_fit_is_deterministic_and_needs_k_plus_2_trials(law_landscape):
     a, b = MixingLaws(seed=2).fit(history), MixingLaws(seed=2).fit(history)
     np.testing.assert_array_equal(a.optimum, b.optimum)
     short = bomix.History(space, history.objective, history.trials[:6])
-    with pytest.raises(LawFitError, match="k \\+ 2 = 7"):
+    with pytest.raises(LawFitError, match="min\\(k \\+ 2, its design\\) = 7"):
         MixingLaws().fit(short)
 
 

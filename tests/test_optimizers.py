@@ -11,11 +11,16 @@ LLAMA_SOURCES = ["CommonCrawl", "C4", "GitHub", "Wikipedia", "Books", "ArXiv", "
 
 
 def contract_params(name, space):
-    """What each registered optimizer needs besides its seed to run the contract on `space`."""
+    """What each registered optimizer needs besides its seed to run the contract on `space`
+    (the "prior" rule reads the space's prior: the contract spaces have none, see below)."""
     if name == "fixed":
         return {"weights": space.center.tolist()}
     if name == "llama":  # every domain mapped onto a LLaMA-1 source, round robin
         return {"mapping": {d: LLAMA_SOURCES[i % len(LLAMA_SOURCES)] for i, d in enumerate(space.domains)}}
+    if name in ("pile", "doremi"):  # every domain mapped onto a Pile subset, round robin
+        from baselines.fixed import PILE_SUBSETS
+
+        return {"mapping": {d: PILE_SUBSETS[i % len(PILE_SUBSETS)] for i, d in enumerate(space.domains)}}
     if name == "regmix":
         return {"n_simulations": 2000}
     return {}
@@ -62,17 +67,33 @@ def test_contract_catches_nondeterminism():
         testing.check_deterministic(lambda space, seed: Noisy(seed=seed))
 
 
+def test_contract_catches_a_score_that_is_not_one_number_per_candidate():
+    class Lopsided(bomix.Optimizer):
+        def __init__(self, *, seed=0):
+            self.seed = seed
+
+        def suggest(self, history, n=1):
+            return history.space.sample(n, method="sobol", seed=self.seed, skip=len(history.trials))
+
+        def score(self, history, X):
+            return np.zeros(1)
+
+    with pytest.raises(AssertionError, match="one number per candidate"):
+        testing.check_pool_search(lambda space, seed: Lopsided(seed=seed))
+
+
 def test_sobol_continues_its_sequence_from_history():
     space = testing.contract_spaces()[1]
     opt = bomix.get_optimizer("sobol", seed=1)
     empty = testing.make_history(space, n_completed=0)
-    first8 = opt.suggest(empty, 8)
+    first8 = np.array([p.weights for p in opt.suggest(empty, 8)])
+    assert all(p.design for p in opt.suggest(empty, 2))  # Sobol points are design points
     # A history holding the first 5 Sobol trials (say, before a crash): the next 3 continue the sequence.
     trials = tuple(bomix.Trial(i, space.to_mixture(x), proposed_by="sobol",
                                state=bomix.TrialState.COMPLETED, losses=testing.toy_losses(space, x))
                    for i, x in enumerate(first8[:5]))
     history = bomix.History(space, bomix.Objective("mean"), trials)
-    np.testing.assert_allclose(opt.suggest(history, 3), first8[5:], atol=1e-12)
+    np.testing.assert_allclose([p.weights for p in opt.suggest(history, 3)], first8[5:], atol=1e-12)
 
 
 def test_uniform_is_the_closest_feasible_point_to_one_over_k():

@@ -1,4 +1,4 @@
-"""The replay evaluator (logged runs, pool and surrogate modes) and bo over a finite pool."""
+"""The replay evaluator (logged runs, pool and surrogate modes). Searching its pool: test_pool.py."""
 
 import json
 
@@ -47,11 +47,11 @@ def test_reads_the_pair_and_rebuilds_from_its_params(pool_ev, csvs):
     ratios, metrics = _logged()
     assert pool_ev.domains == tuple(DOMAINS) and pool_ev.loss_names == ("books", "cc")
     assert pool_ev.pool.shape == (40, 3) and np.allclose(pool_ev.pool.sum(axis=1), 1)
-    assert np.allclose(pool_ev.pool_losses, metrics[["books", "cc"]].to_numpy())  # matched on run, not row order
-    assert pool_ev.space.pool is not None and np.array_equal(pool_ev.space.pool, pool_ev.pool)
+    assert np.allclose(pool_ev.logged_losses, metrics[["books", "cc"]].to_numpy())  # matched on run, not row order
+    assert pool_ev.pool is pool_ev.logged and pool_ev.space == bomix.MixtureSpace(DOMAINS)  # the space is plain
     assert ReplayEvaluator(**pool_ev.get_params()).get_params() == pool_ev.get_params()
-    assert pool_ev.pool_best() == pytest.approx(pool_ev.pool_values().min())
-    assert pool_ev.pool_best("target:cc") == pytest.approx(metrics["cc"].min())
+    assert pool_ev.logged_best() == pytest.approx(pool_ev.logged_values().min())
+    assert pool_ev.logged_best("target:cc") == pytest.approx(metrics["cc"].min())
 
 
 def test_pool_answers_with_the_nearest_run_and_says_which(pool_ev):
@@ -59,19 +59,23 @@ def test_pool_answers_with_the_nearest_run_and_says_which(pool_ev):
     i = int(np.argmin(np.abs(pool_ev.pool - x).sum(axis=1)))
     ev = pool_ev.evaluate(dict(zip(DOMAINS, x)), TrialContext(seed=3))
     assert ev.weights == pool_ev.space.to_mixture(pool_ev.pool[i])
-    assert ev.losses == dict(zip(pool_ev.loss_names, pool_ev.pool_losses[i].tolist()))  # the logged value, exactly
+    assert ev.losses == dict(zip(pool_ev.loss_names, pool_ev.logged_losses[i].tolist()))  # the logged value, exactly
     assert ev.extra["replay_run"] == f"r{i:03d}" and ev.extra["replay_distance"] > 0
     assert pool_ev.true_losses(x) == ev.losses
-    assert pool_ev.true_value(x) == pytest.approx(np.mean(pool_ev.pool_losses[i]))
+    assert pool_ev.true_value(x) == pytest.approx(np.mean(pool_ev.logged_losses[i]))
 
 
 def test_study_records_the_evaluated_mixture_and_replays_it(tmp_path, pool_ev):
     s = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(DOMAINS), optimizer="sobol", seed=0)
-    s.optimize(pool_ev, 8, show_progress=False)
+    with pytest.raises(ConfigError, match="pool=evaluator.pool"):  # optimize: the study must search the pool
+        s.optimize(pool_ev, 8, show_progress=False)
+    for _ in range(8):  # by hand, Sobol points: the evaluator answers with the nearest logged runs
+        t = s.ask()[0]
+        s.tell(t, pool_ev.evaluate(t.weights))
     for t in s.trials:
         i = pool_ev.nearest(t.extra["proposed_weights"])
         assert t.x == pytest.approx(pool_ev.pool[i], abs=0)  # the run evaluated, not the proposal
-        assert t.losses == dict(zip(pool_ev.loss_names, pool_ev.pool_losses[i].tolist()))
+        assert t.losses == dict(zip(pool_ev.loss_names, pool_ev.logged_losses[i].tolist()))
         assert t.extra["proposed_weights"] != t.weights
     events = [json.loads(line) for line in (tmp_path / "s" / "journal.jsonl").read_text().splitlines()]
     assert all("weights" in e for e in events if e["event"] == "complete")
@@ -102,94 +106,21 @@ def test_pool_noise_is_seeded_by_the_trial(csvs):
 @pytest.mark.parametrize("family", ["lightgbm", "mixing_law", "linear"])
 def test_surrogate_reports_its_cv_error_and_noise_is_deterministic(csvs, family):
     ev = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="surrogate", surrogate=family, noise_sd=0.01)
-    assert ev.space.pool is None
+    assert ev.pool is None and ev.logged.shape == (40, 3)
     cv = ev.cv_error()
     assert set(cv) == {"books", "cc"} and all(0 <= v < 1.0 for v in cv.values())
-    assert ev.cv_error() == cv  # cached, and deterministic
+    again = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="surrogate", surrogate=family, noise_sd=0.01)
+    assert again.cv_error() == cv  # deterministic: a fresh evaluator, not a cache, gives the same numbers
+    held_out = np.abs(ev.cv_predictions() - ev.logged_losses).mean(axis=0)
+    in_sample = np.abs(ev.true_loss_matrix(ev.logged) - ev.logged_losses).mean(axis=0)
+    assert list(cv.values()) == pytest.approx(held_out.tolist())
+    assert (held_out > in_sample).all()  # each run is predicted by models that did not see it
     w = dict(zip(DOMAINS, [0.25, 0.25, 0.5]))
     truth = ev.true_losses(w)
     a, b = ev.evaluate(w, TrialContext(seed=5)), ev.evaluate(w, TrialContext(seed=5))
     assert a.losses == b.losses and a.weights is None
     assert all(0 < abs(a.losses[n] - truth[n]) < 0.06 for n in truth)
     assert ev.true_value(w, "target:cc") == pytest.approx(truth["cc"])
-
-
-def test_bo_with_a_pool_proposes_distinct_unevaluated_pool_points(pool_ev):
-    space, objective = pool_ev.space, bomix.Objective.parse("mean")
-    bo = BayesOpt(seed=0, **FAST_BO)
-    trials = []
-    for number in range(7):
-        history = History(space, objective, tuple(trials))
-        proposals = bo.suggest(history, 2 if number == 5 else 1)  # one batch of two, with a pending trial
-        rows = [space.nearest(p.weights) for p in proposals]
-        assert all(np.array_equal(p.weights, space.pool[r]) for p, r in zip(proposals, rows))
-        taken = {space.nearest(t.x) for t in trials}
-        assert not taken & set(rows) and len(set(rows)) == len(rows)
-        for p in proposals:
-            ev = pool_ev.evaluate(space.to_mixture(p.weights))
-            state = TrialState.RUNNING if number == 3 else TrialState.COMPLETED  # one stays pending
-            trials.append(Trial(len(trials), ev.weights, state=state, proposed_by=p.source or "bo",
-                                losses=ev.losses if state is TrialState.COMPLETED else None))
-    assert any(p.source == "bo/gp" for p in proposals)
-    assert bo.suggest(History(space, objective, tuple(trials)), 1)[0].weights.tolist() == \
-        bo.suggest(History(space, objective, tuple(trials)), 1)[0].weights.tolist()
-
-
-def test_bo_study_on_the_pool_never_repeats_a_run_and_resumes(tmp_path, pool_ev):
-    s = bomix.create_study(tmp_path / "s", space=pool_ev.space, optimizer=BayesOpt(seed=0, **FAST_BO), seed=0)
-    s.optimize(pool_ev, 8, show_progress=False)
-    rows = [pool_ev.nearest(t.weights) for t in s.trials]
-    assert len(set(rows)) == 8
-    assert all(t.extra["replay_distance"] == 0 for t in s.trials)  # bo asked for logged runs only
-    s.close()
-    again = bomix.load_study(tmp_path / "s")
-    assert again.space == pool_ev.space and np.array_equal(again.space.pool, pool_ev.pool)
-    assert [t.weights for t in again.trials] == [t.weights for t in s.trials]
-
-
-@pytest.mark.parametrize("method, params", [
-    ("random", {}), ("sobol", {}), ("bimix", {"n0": 8}), ("mixing_laws", {"n0": 8}),
-    ("regmix", {"regressor": "linear", "n0": 8}),
-])
-def test_every_search_on_a_pool_runs_distinct_logged_runs(tmp_path, pool_ev, method, params):
-    """No method spends a trial on a run it already has: design points, law proposals and random or
-    Sobol draws all become distinct pool rows, so every trial is a logged run (distance 0)."""
-    optimizer = get_optimizer(method, seed=1, **params)
-    s = bomix.create_study(tmp_path / method, space=pool_ev.space, optimizer=optimizer, seed=1)
-    s.optimize(pool_ev, 12, show_progress=False)
-    rows = [pool_ev.nearest(t.weights) for t in s.trials]
-    assert len(set(rows)) == 12, rows
-    assert all(t.extra["replay_distance"] < 1e-9 for t in s.trials)
-    rec = s.recommend()
-    assert rec is not None and pool_ev.space.to_mixture(pool_ev.pool[pool_ev.nearest(rec.weights)]) == rec.weights
-
-
-def test_random_search_on_a_pool_is_seeded_and_resumes(tmp_path, pool_ev):
-    def rows(seed, n, split=None):
-        path = tmp_path / f"r{seed}-{split}"
-        s = bomix.create_study(path, space=pool_ev.space, optimizer="random", seed=seed)
-        s.optimize(pool_ev, split or n, show_progress=False)
-        if split:
-            s.close()
-            s = bomix.load_study(path)
-            s.optimize(pool_ev, n, show_progress=False)
-        return [pool_ev.nearest(t.weights) for t in s.trials]
-
-    assert rows(0, 10) == rows(0, 10, split=4) != rows(1, 10)
-
-
-def test_space_pool_round_trips_and_is_checked():
-    pool = [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]
-    space = bomix.MixtureSpace(DOMAINS, pool=pool)
-    assert bomix.MixtureSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
-    assert space != bomix.MixtureSpace(DOMAINS) and "pool" not in bomix.MixtureSpace(DOMAINS).to_dict()
-    assert space.nearest([0.3, 0.3, 0.4]) == 1
-    with pytest.raises(InvalidSpaceError, match="pool row 1"):
-        bomix.MixtureSpace(DOMAINS, pool=[[0.5, 0.5, 0.0], [0.5, 0.6, 0.0]])
-    with pytest.raises(InvalidSpaceError, match="shape"):
-        bomix.MixtureSpace(DOMAINS, pool=[[0.5, 0.5]])
-    with pytest.raises(InvalidSpaceError, match="no"):
-        bomix.MixtureSpace(DOMAINS).nearest([1, 0, 0])
 
 
 def test_bad_inputs_name_the_value(tmp_path, csvs):
@@ -220,28 +151,7 @@ def test_regmix_files_load_with_the_preset(regmix_csvs):
     ev = ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1], preset="regmix")
     assert len(ev.domains) == 17 and len(ev.loss_names) == 13 and "pile_cc" in ev.loss_names
     assert ev.pool.shape == (512, 17) and np.allclose(ev.pool.sum(axis=1), 1)
-    assert ev.pool_best() == pytest.approx(4.7534, abs=1e-4)
-    assert float(np.median(ev.pool_values())) == pytest.approx(5.3067, abs=1e-4)
+    assert ev.logged_best() == pytest.approx(4.7534, abs=1e-4)
+    assert float(np.median(ev.logged_values())) == pytest.approx(5.3067, abs=1e-4)
     with pytest.raises(ConfigError, match="sum to 1"):  # rounded weights: only the preset renormalises
         ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1])
-
-
-def test_a_campaign_on_a_pool_evaluator_gets_the_pool_in_its_space(tmp_path, pool_ev, csvs):
-    from bomix.config import load_config
-    from bomix.evaluators.base import space_with_pool
-
-    plain = bomix.MixtureSpace(pool_ev.domains)
-    assert np.array_equal(space_with_pool(plain, pool_ev).pool, pool_ev.pool)
-    assert space_with_pool(plain, get_evaluator("landscape", name="seedlike")) is plain
-    with pytest.raises(ConfigError, match="logged runs' domains"):
-        space_with_pool(bomix.MixtureSpace(list(reversed(pool_ev.domains))), pool_ev)
-    # bomix run: an empty space.domains takes the logged runs' domains, and the study's space their pool
-    ratios, metrics = csvs
-    config = load_config(None, [f'study.dir="{tmp_path / "s"}"', "study.n_trials=3", 'optimizer.name="bo"',
-                                f"space.domains={json.dumps(list(pool_ev.domains))}", 'evaluator.name="replay"',
-                                f'evaluator.params={{ratios = "{ratios}", metrics = "{metrics}"}}'])
-    from bomix.cli import _campaign
-
-    study, _ = _campaign(config, show_progress=False)
-    assert study.space.pool is not None and len(study.space.pool) == len(pool_ev.pool)
-    assert all(study.space.nearest(t.weights) == pool_ev.nearest(t.weights) for t in study.trials)

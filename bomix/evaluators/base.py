@@ -29,11 +29,14 @@ class Evaluator(ABC):
 
     `domains` names the training domains the evaluator expects, in order, or is None when it takes
     any; the study checks it against its space before the first trial.
+    `pool` is None, or the (N, k) mixtures that alone it can answer for (logged runs replayed as
+    they are); a study that runs it must search them (create_study(pool=evaluator.pool)).
     An evaluator raises (or returns an invalid Evaluation) on failure; it never hides one.
     """
 
     name: str = ""
     domains: tuple[str, ...] | None = None
+    pool = None  # (N, k) np.ndarray of the only mixtures it can evaluate, or None
 
     @abstractmethod
     def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
@@ -45,19 +48,3 @@ class Evaluator(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
-
-
-def space_with_pool(space, evaluator):
-    """`space`, carrying the evaluator's finite pool of mixtures when it has one (replay, pool mode),
-    so pool-aware optimizers (bo) choose among the logged runs. Any other evaluator: `space` itself."""
-    from bomix.errors import ConfigError
-    from bomix.space import MixtureSpace
-
-    own = getattr(evaluator, "space", None)
-    pool = getattr(own, "pool", None)
-    if pool is None or space.pool is not None:
-        return space
-    if list(space.domains) != list(own.domains):
-        raise ConfigError(f"space.domains must be the logged runs' domains {list(own.domains)} in that order, "
-                          f"got {list(space.domains)}")
-    return MixtureSpace(space.domains, floors=space.floors, caps=space.caps, pool=pool)

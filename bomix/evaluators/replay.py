@@ -10,10 +10,13 @@ Modes:
     "pool"       only mixtures that were really run can be evaluated. `evaluate` answers with the
                  logged losses of the run nearest (L1) to the given mixture and says which mixture
                  that was (Evaluation.weights), so the study records the mixture actually evaluated,
-                 never the proposal (kept in trial.extra["proposed_weights"]). `space` carries the
-                 logged mixtures as its pool, for optimizers that choose among them (bo).
+                 never the proposal (kept in trial.extra["proposed_weights"]). `pool` holds the
+                 logged mixtures: a study that runs the evaluator searches them
+                 (bomix.optimizers.pool), so every method picks distinct logged runs.
     "surrogate"  a smooth model per loss fitted to all logged runs (`surrogate` names the family),
-                 answering for any mixture; `cv_error` gives its cross-validated error.
+                 answering for any mixture (`pool` is None); `cv_error` gives its
+                 cross-validated error. The families are fitted through the registered baselines
+                 that define them ("regmix", "mixing_laws"), loaded by name.
 
 Noise: `noise_sd` is the sd of independent Gaussian noise added to each loss (default 0: the
 logged or predicted value itself). With a TrialContext it is drawn from
@@ -58,13 +61,13 @@ class ReplayEvaluator(Evaluator):
     noise_sd: sd of the noise added to each loss, nats/token (>= 0; default 0).
     seed: seeds the noise and the surrogate's fit (integer >= 0).
     surrogate: the model family of surrogate mode: "lightgbm" (RegMix's regressor, one per loss),
-        "mixing_law" (the explicit data mixing law c + k exp(t . r) of baselines.mixing_laws, one
-        per loss) or "linear" (RegMix's linear regressor). Ignored in pool mode.
+        "mixing_law" (the explicit data mixing law c + k exp(t . r) of the "mixing_laws" baseline,
+        one per loss) or "linear" (RegMix's linear regressor). Ignored in pool mode.
 
     Attributes: domains (training domains, column order), loss_names (validation losses, column
-    order), runs (the logged run keys), pool ((n, k) logged mixtures, rows on the simplex),
-    pool_losses ((n, m) their losses), space (a MixtureSpace over `domains`; in pool mode it
-    carries `pool`).
+    order), runs (the logged run keys), logged ((n, k) logged mixtures, rows on the simplex),
+    logged_losses ((n, m) their losses), pool (`logged` in pool mode, else None), space (a
+    MixtureSpace over `domains`).
     """
 
     name = "replay"
@@ -122,11 +125,11 @@ class ReplayEvaluator(Evaluator):
         self.domains: tuple[str, ...] = space.domains
         self.loss_names: tuple[str, ...] = tuple(loss_names)
         self.runs: list = r[key].tolist()
-        self.pool: np.ndarray = X
-        self.pool_losses: np.ndarray = L
-        self.pool.flags.writeable = self.pool_losses.flags.writeable = False
-        self.space = MixtureSpace(self.domains, pool=X) if self.mode == "pool" else space
-        self._plain = space
+        self.logged: np.ndarray = X
+        self.logged_losses: np.ndarray = L
+        self.logged.flags.writeable = self.logged_losses.flags.writeable = False
+        self.pool = X if self.mode == "pool" else None
+        self.space = space
 
     @staticmethod
     def _numbers(df, what: str, key: str, runs) -> np.ndarray:
@@ -145,32 +148,32 @@ class ReplayEvaluator(Evaluator):
     # -- the truth ----------------------------------------------------------------------------
     def nearest(self, weights) -> int:
         """The row of the logged run nearest (L1) to one mixture {domain: weight} or (k,) array."""
-        return int(np.argmin(np.abs(self.pool - self._plain.clean(weights)).sum(axis=1)))
+        return int(np.argmin(np.abs(self.logged - self.space.clean(weights)).sum(axis=1)))
 
     def true_loss_matrix(self, X: np.ndarray) -> np.ndarray:
         """(n, m) noise-free losses of (n, k) mixtures: the nearest run's (pool) or predicted (surrogate)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
         if self.mode == "pool":
-            return self.pool_losses[np.abs(self.pool[:, None] - X[None]).sum(axis=2).argmin(axis=0)]
+            return self.logged_losses[np.abs(self.logged[:, None] - X[None]).sum(axis=2).argmin(axis=0)]
         return np.column_stack([predict(X) for predict in self._fitted()])
 
     def true_losses(self, weights) -> dict[str, float]:
         """Noise-free losses {name: nats/token} of one mixture (pool: of the nearest logged run)."""
-        x = self._plain.clean(weights)
+        x = self.space.clean(weights)
         return dict(zip(self.loss_names, self.true_loss_matrix(x[None])[0].tolist()))
 
     def true_value(self, weights, objective="mean") -> float:
         """The noise-free objective of one mixture, nats/token."""
         return float(self._objective(objective)(self.true_losses(weights)))
 
-    def pool_values(self, objective="mean") -> np.ndarray:
+    def logged_values(self, objective="mean") -> np.ndarray:
         """(n,) the objective of every logged run, nats/token, in `runs` order."""
         objective = self._objective(objective)
-        return np.array([objective(dict(zip(self.loss_names, row))) for row in self.pool_losses.tolist()])
+        return np.array([objective(dict(zip(self.loss_names, row))) for row in self.logged_losses.tolist()])
 
-    def pool_best(self, objective="mean") -> float:
+    def logged_best(self, objective="mean") -> float:
         """The best logged objective value: the pool's optimum, nats/token."""
-        return float(self.pool_values(objective).min())
+        return float(self.logged_values(objective).min())
 
     def _objective(self, spec) -> Objective:
         objective = Objective.parse(spec)
@@ -188,17 +191,17 @@ class ReplayEvaluator(Evaluator):
         extra holds its key ("replay_run") and L1 distance from the proposal ("replay_distance").
         """
         start = time.perf_counter()
-        x = self._plain.clean(weights)
+        x = self.space.clean(weights)
         rng = self._rng if context is None else np.random.default_rng([self.seed, context.seed])
         noise = self.noise_sd * rng.standard_normal(len(self.loss_names)) if self.noise_sd else 0.0
         if self.mode == "pool":
             i = self.nearest(x)
-            losses = self.pool_losses[i] + noise
+            losses = self.logged_losses[i] + noise
             run = self.runs[i]
             extra = {"replay_run": run.item() if isinstance(run, np.generic) else run,
-                     "replay_distance": float(np.abs(self.pool[i] - x).sum())}
+                     "replay_distance": float(np.abs(self.logged[i] - x).sum())}
             return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
-                              weights=self.space.to_mixture(self.pool[i]), extra=extra,
+                              weights=self.space.to_mixture(self.logged[i]), extra=extra,
                               cost={"seconds": time.perf_counter() - start})
         losses = self.true_loss_matrix(x[None])[0] + noise
         return Evaluation(losses=dict(zip(self.loss_names, losses.tolist())),
@@ -207,26 +210,20 @@ class ReplayEvaluator(Evaluator):
     # -- the surrogate ------------------------------------------------------------------------
     def _fitted(self) -> list:
         if self._models is None:
-            self._models = [self._fit(self.pool, self.pool_losses[:, j], name)
+            self._models = [self._fit(self.logged, self.logged_losses[:, j], name)
                             for j, name in enumerate(self.loss_names)]
         return self._models
 
     def _fit(self, X: np.ndarray, y: np.ndarray, name: str):
         """A function (p, k) mixtures -> (p,) predicted loss `name`, fitted to (X, y) by `surrogate`."""
-        if self.surrogate == "mixing_law":
-            from threadpoolctl import threadpool_limits
-
-            from baselines.mixing_laws import fit_exponential
-
-            own = self.domains.index(name) if name in self.domains else None
-            with threadpool_limits(1):
-                theta = fit_exponential(X, y, own, np.random.default_rng([self.seed, len(y)]), MIXING_LAW_RESTARTS)
-            return lambda P: np.exp(theta[0]) + np.exp(theta[1] + P @ theta[2:])
         from bomix.optimizers import History, get_optimizer
 
-        trials = tuple(Trial(number=i, weights=self._plain.to_mixture(x), state=TrialState.COMPLETED,
+        trials = tuple(Trial(number=i, weights=self.space.to_mixture(x), state=TrialState.COMPLETED,
                              losses={name: float(v)}) for i, (x, v) in enumerate(zip(X, y)))
-        history = History(self._plain, Objective.parse({"kind": "target", "target": name}), trials)
+        history = History(self.space, Objective.parse({"kind": "target", "target": name}), trials)
+        if self.surrogate == "mixing_law":
+            law = get_optimizer("mixing_laws", seed=self.seed, n_restarts=MIXING_LAW_RESTARTS).fit_losses(history)
+            return lambda P: law(P)[:, 0]
         regmix = get_optimizer("regmix", seed=self.seed, regressor=self.surrogate, n_simulations=1, top_k=1)
         return regmix.fit(history).predict
 
@@ -236,21 +233,21 @@ class ReplayEvaluator(Evaluator):
         Folds are a seeded permutation of the logged runs; each fold is predicted by models fitted
         to the others, with the same family and seed as the surrogate itself.
         """
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(self.pool):
-            raise ConfigError(f"cv folds must be an integer in [2, {len(self.pool)}], got {folds!r}")
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(self.logged):
+            raise ConfigError(f"cv folds must be an integer in [2, {len(self.logged)}], got {folds!r}")
         if self._cv is not None and self._cv[0] == folds:
             return self._cv[1].copy()
-        fold = np.random.default_rng(self.seed).permutation(len(self.pool)) % folds
-        pred = np.empty_like(self.pool_losses)
+        fold = np.random.default_rng(self.seed).permutation(len(self.logged)) % folds
+        pred = np.empty_like(self.logged_losses)
         for f in range(folds):
             train, test = fold != f, fold == f
             for j, name in enumerate(self.loss_names):
-                pred[test, j] = self._fit(self.pool[train], self.pool_losses[train, j], name)(self.pool[test])
+                pred[test, j] = self._fit(self.logged[train], self.logged_losses[train, j], name)(self.logged[test])
         self._cv = (folds, pred)
         return pred.copy()
 
     def cv_error(self, folds: int = CV_FOLDS) -> dict[str, float]:
         """The surrogate's `folds`-fold cross-validated mean absolute error per loss, nats/token
         (from cv_predictions)."""
-        mae = np.abs(self.cv_predictions(folds) - self.pool_losses).mean(axis=0)
+        mae = np.abs(self.cv_predictions(folds) - self.logged_losses).mean(axis=0)
         return dict(zip(self.loss_names, mae.tolist()))

@@ -12,10 +12,15 @@ OPTIMIZERS: dict[str, str] = {
     "bo": "bomix.optimizers.bo:BayesOpt",
     "ax_default": "bomix.optimizers.ax_default:AxDefault",
     "uniform": "baselines.fixed:Uniform",
+    "prior": "baselines.fixed:Prior",
+    "focus": "baselines.fixed:Focus",
     "llama": "baselines.fixed:Llama",
+    "pile": "baselines.fixed:Pile",
+    "doremi": "baselines.fixed:DoReMi",
     "bimix": "baselines.bimix:BiMix",
     "mixing_laws": "baselines.mixing_laws:MixingLaws",
     "regmix": "baselines.regmix:RegMix",
+    "olmix": "baselines.olmix:OlMix",
 }
 
 

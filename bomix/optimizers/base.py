@@ -14,6 +14,15 @@ from bomix.space import MixtureSpace
 from bomix.trial import Trial, TrialState
 
 
+DESIGN_SHARE = 0.5  # an initial design takes at most this share of the campaign's budget, at any k
+
+
+def design_cap(budget: int) -> int:
+    """The largest design a method may run in a campaign of `budget` trials (at least 2), so it
+    keeps at least half its trials to fit a model and act on it."""
+    return max(2, int(budget * DESIGN_SHARE))
+
+
 @dataclass(frozen=True)
 class History:
     """Everything an optimizer may look at: the space, the objective and the trials so far.
@@ -26,6 +35,11 @@ class History:
     space: MixtureSpace
     objective: Objective
     trials: tuple[Trial, ...] = ()
+    budget: int | None = None  # finished trials the campaign plans (the n_trials of study.optimize), if known
+
+    def plan(self, default: int = 64) -> int:
+        """The trial budget to plan a design for: the campaign's budget, else `default`."""
+        return self.budget if self.budget is not None else default
 
     def with_state(self, *states: TrialState) -> list[Trial]:
         return [t for t in self.trials if t.state in states]
@@ -58,11 +72,17 @@ class History:
 
 @dataclass(frozen=True)
 class Proposal:
-    """One suggested mixture with where it came from (e.g. "bo/init") and optional model info."""
+    """One suggested mixture with where it came from (e.g. "bo/init") and optional model info.
+
+    design: True for a point of a space-filling design (an initial design, a Sobol point), which
+    carries no model's preference; a pool search may then pick a logged run by its own
+    space-filling rule instead of the run nearest this point (see bomix.optimizers.pool).
+    """
 
     weights: np.ndarray
     source: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    design: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,22 @@ class Optimizer(ABC):
     def suggest(self, history: History, n: int = 1) -> np.ndarray | list[Proposal]:
         """n mixtures to evaluate next: an (n, k) array or n Proposals, rows on the simplex."""
 
+    def score(self, history: History, X: np.ndarray) -> np.ndarray | None:
+        """How much the optimizer wants each of the (p, k) candidate mixtures X evaluated next,
+        (p,) with higher = sooner, given `history` (its RUNNING trials are pending); or None when
+        it cannot rank candidates now (no model, or still in its design). Default: None.
+
+        A pool search (bomix.optimizers.pool) ranks a finite set of logged runs with it: bo by its
+        acquisition value, a law by its negated predicted objective, random search by seeded noise.
+        Must be a pure function of (constructor arguments, history, X), like `suggest`.
+        """
+        return None
+
+    def predict(self, history: History, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The model's predicted objective at (p, k) mixtures X: ((p,) mean, (p,) sd or None), in
+        nats/token; None when the optimizer has no model. Default: None."""
+        return None
+
     def recommend(self, history: History) -> Recommendation | None:
         """The mixture to use. Default: the completed trial with the best objective value."""
         done = history.completed
@@ -112,34 +148,3 @@ class Optimizer(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
-
-
-# -- finite pools (a replay evaluator's logged runs) -------------------------------------------
-def pool_taken(history: History) -> set[int]:
-    """Pool rows some trial of the history holds or will be answered with (its nearest row)."""
-    space = history.space
-    return set() if space.pool is None else {space.nearest(t.x) for t in history.trials}
-
-
-def snap_to_pool(space: MixtureSpace, X: np.ndarray, taken: set[int]) -> np.ndarray:
-    """Each row of X, in order, replaced by the nearest (L1) pool row not yet taken (X itself
-    without a pool). Adds the rows it picks to `taken`. Once every row is taken, X's rows are kept."""
-    if space.pool is None:
-        return X
-    out = []
-    for x in X:
-        order = np.argsort(np.abs(space.pool - x).sum(axis=1), kind="stable")
-        row = next((int(i) for i in order if int(i) not in taken), None)
-        if row is None:
-            out.append(x)
-            continue
-        taken.add(row)
-        out.append(space.pool[row])
-    return np.array(out).reshape(len(X), space.k)
-
-
-def free_pool_rows(space: MixtureSpace, history: History, extra=()) -> np.ndarray:
-    """(n_pool,) bool: pool rows neither held by a trial of the history nor by an `extra` mixture."""
-    free = np.ones(len(space.pool), dtype=bool)
-    free[list(pool_taken(history) | {space.nearest(x) for x in extra})] = False
-    return free

@@ -5,7 +5,8 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
 
     initial design   the space's center (uniform, or the closest feasible point; center=False
                      leaves it out) + scrambled Sobol points on the capped simplex
-                     (MixtureSpace.sample), n_init in all
+                     (MixtureSpace.sample), n_init in all (default max(6, k + 2), at most
+                     DESIGN_SHARE of the campaign's budget)
     model            "per_domain" (default): one GP per validation loss the objective reads
                      (log losses, batched independent GPs), composed into the study's objective
                      (mean / weighted / worst / target) through an MC objective;
@@ -17,11 +18,8 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
                      as pending
     optimisation     SLSQP from the best of `raw_samples` Sobol mixtures (no hit-and-run sampler)
-    finite pool      a space with a `pool` (the logged runs of a replay evaluator): the initial
-                     design takes, for each design point in order, the nearest pool row no trial
-                     holds yet; the acquisition is evaluated on every pool row no trial holds
-                     (completed, failed or pending) and the best is proposed, so bo never
-                     proposes a point outside the pool, nor one twice
+    scoring          `score(history, X)`: the acquisition value of each candidate, pending
+                     trials included; a pool search (bomix.optimizers.pool) ranks logged runs by it
 
 `suggest` is a pure function of (constructor arguments, history, n): torch's RNG, the QMC
 sampler and the start points are all seeded from `seed` and the history's length, and torch runs
@@ -37,12 +35,12 @@ import warnings
 import numpy as np
 
 from bomix.errors import ConfigError
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, free_pool_rows, pool_taken, snap_to_pool
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, design_cap
 
 log = logging.getLogger("bomix")
 
 MODELS = ("per_domain", "scalar")
-POOL_BATCH = 256  # pool rows scored per acquisition call
+SCORE_BATCH = 256  # candidates scored per acquisition call
 FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
                    # k=5, n=64 (same value as with no limit), at half the time
 
@@ -74,7 +72,8 @@ class BayesOpt(Optimizer):
     """GP-based Bayesian optimisation of the mixture (see the module docstring).
 
     seed: seeds the initial design and every random choice of the acquisition step.
-    n_init: size of the initial design (center + Sobol); None: max(6, k + 2).
+    n_init: size of the initial design (center + Sobol); None: max(6, k + 2), at most
+        DESIGN_SHARE (1/2) of the campaign's budget (History.budget).
     center: start the design at the space's center; False: Sobol points only.
     model: "per_domain" or "scalar".
     log_losses: model log(loss) per domain ("per_domain" only): losses blow up as a weight -> 0.
@@ -113,8 +112,11 @@ class BayesOpt(Optimizer):
         self.n_threads = n_threads
 
     # -- suggestions --------------------------------------------------------------------------
-    def init_size(self, k: int) -> int:
-        return self.n_init if self.n_init is not None else max(6, k + 2)
+    def init_size(self, k: int, budget: int | None = None) -> int:
+        """The initial design's size for k domains and a campaign of `budget` trials (None: unknown)."""
+        if self.n_init is not None:
+            return self.n_init
+        return max(6, k + 2) if budget is None else min(max(6, k + 2), design_cap(budget))
 
     def initial_design(self, space, size: int) -> np.ndarray:
         """(size, k): the space's center (unless center=False), then scrambled Sobol points (a pure
@@ -125,24 +127,42 @@ class BayesOpt(Optimizer):
 
     def suggest(self, history: History, n: int = 1) -> list[Proposal]:
         space = history.space
-        size = self.init_size(space.k)
         # Every trial in the history (imported and enqueued ones too) counts towards the initial
         # design; the design's own points are taken in order, so a resumed study continues it.
-        remaining = max(0, size - len(history.trials))
+        remaining = self._design_left(history)
         done_init = history.count("bo/init")
         design = self.initial_design(space, done_init + min(n, remaining))
-        taken = pool_taken(history)
-        proposals = [Proposal(x, "bo/init") for x in snap_to_pool(space, design[done_init:], taken)]
+        proposals = [Proposal(x, "bo/init", design=True) for x in design[done_init:]]
         need = n - len(proposals)
         if need and len(history.completed) < 2:  # nothing to model yet: keep exploring
             extra = space.sample(need, method="sobol", seed=self.seed + 1, skip=history.count("bo/explore"))
-            proposals += [Proposal(x, "bo/explore") for x in snap_to_pool(space, extra, taken)]
+            proposals += [Proposal(x, "bo/explore", design=True) for x in extra]
             need = 0
         if need:
             pending = [p.weights for p in proposals]
             with _torch_threads(self.n_threads):
                 proposals += self._acquire(history, need, pending)
         return proposals
+
+    def _design_left(self, history: History) -> int:
+        return max(0, self.init_size(history.space.k, history.budget) - len(history.trials))
+
+    def score(self, history: History, X: np.ndarray) -> np.ndarray | None:
+        """(p,) log expected improvement of each (p, k) candidate given the history (RUNNING and
+        FAILED trials pending); None during the initial design or with fewer than 2 completed."""
+        import torch
+
+        if self._design_left(history) or len(history.completed) < 2:
+            return None
+        with _torch_threads(self.n_threads):
+            torch.manual_seed(self._step_seed(history))
+            model, objective = self._fit(history)
+            X_base = torch.as_tensor(history.X(), dtype=torch.double)
+            acqf = self._acquisition(model, objective, X_base, [t.x for t in history.pending + history.failed],
+                                     history, 0)
+            C = torch.as_tensor(np.atleast_2d(X), dtype=torch.double).unsqueeze(1)
+            with torch.no_grad():
+                return torch.cat([acqf(C[i:i + SCORE_BATCH]) for i in range(0, len(C), SCORE_BATCH)]).numpy()
 
     def _acquire(self, history: History, n: int, pending_extra: list) -> list[Proposal]:
         import torch
@@ -156,13 +176,9 @@ class BayesOpt(Optimizer):
         blocked = [t.x for t in history.pending + history.failed] + list(pending_extra)
         bounds, eq = _box_and_simplex(space)
         chosen: list[Proposal] = []
-        free = None if space.pool is None else free_pool_rows(space, history, pending_extra)
         for j in range(n):
             X_pending = [*blocked, *[p.weights for p in chosen]]
             acqf = self._acquisition(model, objective, X_base, X_pending, history, j)
-            if free is not None:
-                chosen.append(self._best_pool_row(acqf, space, free, history, j))
-                continue
             raw = torch.as_tensor(space.sample(self.raw_samples, method="sobol", seed=self._step_seed(history) + j),
                                   dtype=torch.double).unsqueeze(1)
             with torch.no_grad():
@@ -177,27 +193,10 @@ class BayesOpt(Optimizer):
                 x = space.project(raw[int(values.argmax())].numpy().reshape(-1))
             if any(np.abs(x - np.asarray(p)).max() < 1e-6 for p in X_pending):
                 x = space.sample(1, method="sobol", seed=self._step_seed(history) + 1000 + j)[0]
-                chosen.append(Proposal(x, "bo/dedup"))
+                chosen.append(Proposal(x, "bo/dedup", design=True))
             else:
                 chosen.append(Proposal(x, "bo/gp", {"log_ei": float(value)}))
         return chosen
-
-    def _best_pool_row(self, acqf, space, free: np.ndarray, history: History, j: int) -> Proposal:
-        """The free pool row with the highest acquisition value (and mark it taken in `free`);
-        a Sobol point, answered by its nearest run, once every row is taken."""
-        import torch
-
-        rows = np.flatnonzero(free)
-        if not len(rows):
-            x = space.sample(1, method="sobol", seed=self._step_seed(history) + 1000 + j)[0]
-            return Proposal(x, "bo/dedup")
-        X = torch.as_tensor(space.pool[rows], dtype=torch.double).unsqueeze(1)
-        with torch.no_grad():
-            values = torch.cat([acqf(X[i:i + POOL_BATCH]) for i in range(0, len(X), POOL_BATCH)])
-        best = int(values.argmax())
-        free[rows[best]] = False
-        return Proposal(space.pool[rows[best]].copy(), "bo/gp",
-                        {"log_ei": float(values[best]), "pool_row": int(rows[best])})
 
     def _step_seed(self, history: History) -> int:
         return (self.seed * 7919 + len(history.trials)) % 2**31
@@ -298,16 +297,15 @@ class BayesOpt(Optimizer):
 
 
 def _composer(objective, names: list[str], log_losses: bool):
-    """A torch function mapping (..., m) modelled outputs to the objective's value (..., )."""
+    """A torch function mapping (..., m) modelled outputs to the objective's value (..., ): the
+    objective's linear weights over the losses (mean, weighted, target, families), or their max."""
     import torch
+
+    weights = objective.linear_weights(names)
+    w = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
 
     def compose(Y):
         L = Y.exp() if log_losses else Y
-        if objective.kind == "weighted":
-            w = torch.as_tensor([objective.weights[n] for n in names], dtype=L.dtype)
-            return (L * w).sum(-1) / w.sum()
-        if objective.kind == "worst":
-            return L.max(-1).values
-        return L.mean(-1)  # mean, or target (a single column)
+        return L.max(-1).values if w is None else (L * w.to(L.dtype)).sum(-1)
 
     return compose

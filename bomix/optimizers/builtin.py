@@ -1,10 +1,8 @@
 """Model-free optimizers: random and Sobol search on the simplex, and a fixed mixture.
 
-On a space with a finite pool (the logged runs of a replay evaluator) random and Sobol search
-search the pool, as one would search a finite set: random search draws rows no trial holds yet,
-uniformly and without replacement; Sobol search replaces each Sobol point, in order, with the
-nearest (L1) pool row no trial holds yet. Neither then spends a trial on a run it already has, and
-neither piles onto the few "hub" runs that happen to be nearest to most of the simplex.
+On a finite pool of logged runs (bomix.optimizers.pool) random search scores candidates with
+seeded noise, so it draws untried runs uniformly without replacement; Sobol points are design
+points, so the pool's space-filling rule picks the runs; a fixed mixture becomes the run nearest it.
 """
 
 from __future__ import annotations
@@ -14,14 +12,15 @@ from collections.abc import Mapping
 import numpy as np
 
 from bomix.errors import ConfigError
-from bomix.optimizers.base import History, Optimizer, free_pool_rows, pool_taken, snap_to_pool
+from bomix.optimizers.base import History, Optimizer, Proposal
 
 
 class RandomSearch(Optimizer):
     """Mixtures drawn uniformly from the feasible set (the flat Dirichlet when nothing is capped).
 
-    Draw i of a study is a function of (seed, i) alone, so resume continues the same stream. On a
-    pool: rows no trial holds, uniformly without replacement (a function of seed, i and those rows).
+    Draw i of a study is a function of (seed, i) alone, so resume continues the same stream.
+    `score` is seeded noise (a function of seed and the history's length), so a search over a
+    finite set of candidates picks one uniformly at random.
     """
 
     name = "random"
@@ -31,13 +30,11 @@ class RandomSearch(Optimizer):
 
     def suggest(self, history: History, n: int = 1) -> np.ndarray:
         start = history.count(self.name)
-        space = history.space
-        if space.pool is not None:
-            rows = np.flatnonzero(free_pool_rows(space, history))
-            if len(rows) >= n:
-                pick = np.random.default_rng([self.seed, start]).choice(rows, size=n, replace=False)
-                return space.pool[pick].copy()
         return np.vstack([history.space.sample(1, method="random", seed=self.seed, skip=start + i) for i in range(n)])
+
+
+    def score(self, history: History, X: np.ndarray) -> np.ndarray:
+        return np.random.default_rng([self.seed, len(history.trials), 11]).random(len(np.atleast_2d(X)))
 
 
 class SobolSearch(Optimizer):
@@ -45,7 +42,7 @@ class SobolSearch(Optimizer):
 
     The i-th Sobol proposal of a study is point i of one sequence for `seed`; the index is the
     number of Sobol proposals already in the history, so a resumed study continues the sequence
-    exactly where it stopped. On a pool each point becomes the nearest pool row no trial holds.
+    exactly where it stopped. Every point is a design point (Proposal.design).
     """
 
     name = "sobol"
@@ -53,9 +50,9 @@ class SobolSearch(Optimizer):
     def __init__(self, *, seed: int = 0):
         self.seed = seed
 
-    def suggest(self, history: History, n: int = 1) -> np.ndarray:
+    def suggest(self, history: History, n: int = 1) -> list[Proposal]:
         X = history.space.sample(n, method="sobol", seed=self.seed, skip=history.count(self.name))
-        return snap_to_pool(history.space, X, pool_taken(history))
+        return [Proposal(x, self.name, design=True) for x in X]
 
 
 class FixedMixture(Optimizer):
