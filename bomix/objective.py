@@ -71,11 +71,18 @@ class Objective:
 
     @classmethod
     def parse(cls, spec) -> Objective:
-        """An Objective from an Objective, a string ("mean", "worst", "target:NAME") or a dict."""
+        """An Objective from an Objective, a string ("mean", "worst", "target:NAME") or a dict; the
+        dict {"olmix_config": PATH} reads olmix's fit config (from_olmix_config), so a TOML config
+        can name it instead of listing 110 metrics (study.json keeps the resolved families)."""
         if isinstance(spec, Objective):
             return spec
         if isinstance(spec, str):
             return cls(spec)
+        if isinstance(spec, Mapping) and "olmix_config" in spec:
+            if set(spec) != {"olmix_config"}:
+                raise ConfigError(f"objective olmix_config must stand alone (the config gives families, weights and "
+                                  f"drop), got also {sorted(set(spec) - {'olmix_config'})}")
+            return cls.from_olmix_config(spec["olmix_config"])
         if isinstance(spec, Mapping):
             unknown = set(spec) - set(KEYS)
             if unknown:

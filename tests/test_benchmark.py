@@ -192,8 +192,9 @@ def test_fixed_override_and_method_table(tmp_path):
 def test_bench_seedlike_config_resolves(repo_root):
     config = bm.load_benchmark_config(repo_root / "experiments/configs/bench_seedlike.toml")
     spec = bm.resolve(config)
-    assert list(spec["methods"]) == ["bo", "sobol", "random", "uniform", "llama", "bimix", "mixing_laws", "regmix"]
-    assert spec["fixed"] == ["uniform", "llama"] and spec["seeds"] == list(range(10)) and spec["budget"] == 64
+    assert list(spec["methods"]) == ["bo", "sobol", "random", "uniform", "llama", "bimix", "mixing_laws", "regmix",
+                                     "olmix"]
+    assert spec["fixed"] == ["uniform", "llama"] and spec["seeds"] == list(range(50)) and spec["budget"] == 64
     assert spec["methods"]["llama"]["params"]["mapping"]["cc"] == ["CommonCrawl", "C4"]
 
 

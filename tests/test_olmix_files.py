@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import bomix
-from bomix.errors import EvaluationError
+from bomix.errors import ConfigError, EvaluationError
 from bomix.evaluators.replay import ReplayEvaluator
 from bomix.export import read_runs
 from bomix.objective import Objective
@@ -219,3 +219,12 @@ def test_a_trial_the_family_objective_cannot_read_has_no_value_in_the_table(tmp_
     df = study.trials_dataframe(objective=other)
     assert df["value"].iloc[0] == pytest.approx((3.0 + (3.0 + 2.0) / 2) / 2) and pd.isna(df["value"].iloc[1])
     study.close()
+
+
+def test_a_config_names_olmix_fit_config_and_the_study_keeps_the_resolved_families(olmix):
+    spec = {"olmix_config": str(olmix / "dclm_fit_config.yaml")}
+    objective = Objective.parse(spec)
+    assert objective == Objective.from_olmix_config(olmix / "dclm_fit_config.yaml") and objective.kind == "families"
+    assert Objective.parse(objective.to_dict()) == objective and "olmix_config" not in objective.to_dict()
+    with pytest.raises(ConfigError, match="olmix_config must stand alone"):
+        Objective.parse({**spec, "kind": "mean"})
