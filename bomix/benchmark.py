@@ -321,27 +321,22 @@ def run_one(task: dict) -> dict:
 
 def _summarise(study, evaluator=None) -> dict:
     """Best observed among the budget's trials (replicates excluded) and the optimizer's
-    recommendation, each with its noise-free value when the evaluator knows it (`true_value`)."""
+    recommendation, each with its noise-free value when the evaluator knows it (`true_value`).
+    Computed once by the report's study summary (<study>/summary.json), so `bomix report` on a
+    finished benchmark refits no model."""
+    from bomix.report.cache import study_summary
     from bomix.trial import TrialState
 
-    def true(weights):
-        if weights is None or not callable(getattr(evaluator, "true_value", None)):
-            return None
-        return float(evaluator.true_value(weights, study.objective.to_dict()))
-
-    done = [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
-            and "replicate_of" not in t.extra]
+    summary = study_summary(study, evaluator)
+    rec, best, truth = summary.get("recommendation"), summary.get("best_observed"), summary.get("truth") or {}
     budget = [t for t in study.trials if t.state in (TrialState.COMPLETED, TrialState.FAILED)
               and "replicate_of" not in t.extra]
-    best = min(done, key=lambda t: (t.value, t.number)) if done else None
-    rec = study.recommend()
-    return {"n_trials": len(budget), "best_value": None if best is None else best.value,
-            "best_true": true(None if best is None else best.weights),
-            "best_trial": None if best is None else best.number,
-            "recommended_value": None if rec is None else rec.value,
-            "recommended_true": true(None if rec is None else rec.weights),
-            "recommended_source": None if rec is None else rec.source,
-            "recommended_trial": None if rec is None else rec.trial}
+    true = lambda part: None if not truth.get(part) else truth[part].get("value")  # noqa: E731
+    return {"n_trials": len(budget), "best_value": None if best is None else best["value"],
+            "best_true": true("best_observed"), "best_trial": None if best is None else best["trial"],
+            "recommended_value": None if rec is None else rec["value"], "recommended_true": true("recommended"),
+            "recommended_source": None if rec is None else rec["source"],
+            "recommended_trial": None if rec is None else rec["trial"]}
 
 
 # -- the benchmark --------------------------------------------------------------------------------

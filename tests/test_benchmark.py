@@ -206,8 +206,8 @@ def test_cli_benchmark(tmp_path, repo_root, capsys):
     assert main(args) == 0
     assert "sobol            seed 0   best" in capsys.readouterr().out
     assert (out / "summary.csv").exists() and (out / "studies" / "uniform" / "seed-0" / "study.json").exists()
-    assert main(args[:-1] + ['benchmark.methods=["sobol"]']) == 2
-    assert "methods.uniform: stored" in capsys.readouterr().err
+    assert main(args[:-1] + ['benchmark.methods=["sobol", "random"]']) == 2
+    assert "methods.random: stored" in capsys.readouterr().err
     assert main(args + ["--set", "benchmark.bogus=1"]) == 2
     assert "unknown ['bogus']" in capsys.readouterr().err
 
@@ -221,7 +221,8 @@ def test_a_killed_benchmark_leaves_no_worker_running(tmp_path):
     import time
 
     config = tmp_path / "b.toml"
-    config.write_text('[benchmark]\nmethods = ["sobol", "random"]\nseeds = 2\nbudget = 25\n\n[evaluator]\n'
+    config.write_text('[benchmark]\nmethods = ["sobol", "random"]\nseeds = 2\nbudget = 25\nreferences = false\n\n'
+                      '[evaluator]\n'
                       'name = "landscape"\nparams = { name = "seedlike", sleep_s = 0.2 }\n')
     proc = subprocess.Popen([sys.executable, "-m", "bomix", "benchmark", str(config), "-o", str(tmp_path / "out"),
                              "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -61,7 +61,7 @@ def built(bench, tmp_path_factory):
 def test_files_exist(built):
     for name in ("report.html", "report.md", "trials.csv", "final_summary.csv", "finals_by_seed.csv",
                  "paired_tests.csv", "trials_to_reach.csv", "recommended_mixtures.csv", "domain_losses.csv",
-                 "recommendations.csv", "replicates.csv", "surrogate.csv"):
+                 "recommendations.csv", "replicates.csv", "surrogate.csv", "surrogate_scores.csv", "verdict.csv"):
         assert (built / name).is_file(), name
     for stem in ("best_so_far", "best_so_far_cost", "final_values", "recommended_mixtures", "domain_losses",
                  "trajectory", "predicted_vs_actual"):
@@ -82,19 +82,27 @@ def test_trials_table(built):
 
 
 def test_final_values_and_tests(built):
-    fs = pd.read_csv(built / "final_summary.csv")
-    assert {"best_observed", "true_of_best_observed", "true_of_recommended", "replicated"} <= set(fs["metric"])
+    fs = pd.read_csv(built / "final_summary.csv", dtype={"kind": str})
+    assert {"deployed", "best_observed", "true_of_best_observed", "replicated"} <= set(fs["metric"])
+    assert set(fs.loc[fs["metric"] == "deployed", "kind"]) == {"true"}  # a landscape: the headline is noise-free
     ci = fs.dropna(subset=["ci_low"])
     assert len(ci) and ((ci["ci_low"] <= ci["mean"]) & (ci["mean"] <= ci["ci_high"])).all()
     finals = pd.read_csv(built / "finals_by_seed.csv")
     bo = finals[finals["label"] == "bo"]
     assert bo["best_observed"].mean() == pytest.approx(
         fs.query("label == 'bo' and metric == 'best_observed'")["mean"].item())
-    paired = pd.read_csv(built / "paired_tests.csv")
-    row = paired.query("label == 'bo' and reference == 'sobol' and metric == 'best_observed'")
-    assert len(row) == 1 and row["n_pairs"].item() == len(SEEDS)
+    assert (finals["deployed"] == finals["true_of_recommended"]).all()
+    paired = pd.read_csv(built / "paired_tests.csv", keep_default_na=False, na_values=[""])
+    for metric in ("deployed", "best_observed"):
+        row = paired.query(f"label == 'bo' and reference == 'sobol' and metric == '{metric}'")
+        assert len(row) == 1 and row["n_pairs"].item() == len(SEEDS)
+        assert row[["wins", "ties", "losses"]].sum(axis=1).item() == len(SEEDS)
+    assert len(paired) == 2 * len(METHODS) * (len(METHODS) - 1)  # every ordered pair, on both values
     assert (paired["role"].str.contains("best baseline")).any()
+    assert (paired.query("reference == 'uniform' and label != 'uniform'")["role"].str.contains("best reference")).all()
     at = pd.read_csv(built / "at_budgets.csv")
+    assert set(at["metric"]) == {"best_so_far", "true_of_best_so_far"}
+    at = at[at["metric"] == "best_so_far"]
     trials = pd.read_csv(built / "trials.csv")
     for (label, budget), row in at.set_index(["label", "budget"]).iterrows():
         firsts = trials[(trials["label"] == label) & (trials["trial_index"] <= budget)]
@@ -116,10 +124,13 @@ def test_html_is_self_contained(built):
     assert len(srcs) == 7 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<link" not in page and "@import" not in page
-    for word in ("Paired tests", "Trials needed", "smaller budgets", "Configuration and versions", "botorch", "python"):
+    for word in ("Paired tests", "Trials needed", "smaller budgets", "Configuration and versions", "botorch", "python",
+                 "Protocol: per input"):
         assert word in page
+    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Final values at the budget</h2>")  # it answers first
     md = (built / "report.md").read_text()
     assert "![best_so_far](figures/best_so_far.png)" in md and "| label |" in md
+    assert md.index("## Verdict") < md.index("## Final values at the budget") and "deploys the best mixture" in md
 
 
 def test_python_api_on_a_single_study(bench, tmp_path):

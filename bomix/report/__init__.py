@@ -7,7 +7,9 @@
 Inputs are benchmark directories (benchmark.json + studies/<label>/seed-<s>/) or single study
 directories. The work runs in three steps, each finished before the next starts: tidy tables
 (pandas, written as CSV), figures (matplotlib, PNG), then report.html (PNGs embedded as data URIs,
-no external request) and report.md (images as relative files).
+no external request) and report.md (images as relative files). Both open with the verdict
+(verdict.py). What costs a model fit per study (the recommendation, the held-out predictions) and
+the true values come from each study's summary.json (cache.py), computed once and reused.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from bomix.report.cache import study_summary
 from bomix.report.data import ReportData, collect, load
 
-__all__ = ["ReportData", "collect", "load", "report"]
+__all__ = ["ReportData", "collect", "load", "report", "study_summary"]
 
 
 def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
@@ -37,13 +40,14 @@ def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
 
     out = Path(out)
     dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
-    step(f"reading {len(dirs)} input(s) (studies, recommendations, true values)")
+    step(f"reading {len(dirs)} input(s) (studies; recommendations and true values from each summary.json)")
     data = load(dirs)
     step(f"{len(data.studies)} studies, {len(data.trials)} trials; computing tables")
     out.mkdir(parents=True, exist_ok=True)
     t = tables.compute(data)
-    step("refitting models for predicted vs actual")
+    step("predicted vs actual: models on the common held-out trials (cached per study)")
     t["surrogate"] = surrogate.predictions(data)
+    t["surrogate_scores"] = surrogate.scores(t["surrogate"])
     for stem, df in t.items():
         tmp = out / f"{stem}.csv.tmp"
         df.to_csv(tmp, index=False)

@@ -25,7 +25,9 @@ class ReportData:
     """Everything a report is computed from.
 
     trials: one row per trial (see `collect`). recommendations: one row per study (label, seed,
-    source, predicted value and sd, trial, w_<domain>, true_value, loss_<domain>, loss_kind).
+    source, predicted value and sd, trial, observed (the recommended trial's value), w_<domain>,
+    true_value (noise-free value of the recommended mixture, NaN when unknown), loss_<name>,
+    loss_kind "true" or "observed").
     replicates: the studies' replicate tables with label and seed. studies: {(label, seed): Study}.
     sources: one dict per input directory (path, kind, config). fixed: labels run at natural cost.
     budget: trials per study (the benchmark's, else the largest count seen).
@@ -40,6 +42,7 @@ class ReportData:
     budget: int = 0
     domains: tuple = ()
     evaluators: dict = field(default_factory=dict)  # (label, seed) -> evaluator with true_value, or absent
+    source_of: dict = field(default_factory=dict)  # (label, seed) -> index of its input in `sources`
 
 
 def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path]]]:
@@ -96,37 +99,32 @@ def _evaluator(spec):
     return ev if callable(getattr(ev, "true_value", None)) else None
 
 
-def _true_values(ev, weights_list, objective):
-    out = []
-    for w in weights_list:
-        try:
-            out.append(float(ev.true_value(w, objective.to_dict())))
-        except Exception:
-            out.append(math.nan)
-    return out
-
-
 def load(dirs) -> ReportData:
-    """Open every study under `dirs` (benchmark or study directories) and build the tidy tables."""
+    """Open every study under `dirs` (benchmark or study directories) and build the tidy tables.
+
+    The recommendation and the true values of each study come from its cached summary
+    (bomix.report.cache.study_summary: computed and stored on first use, read thereafter)."""
     import pandas as pd
 
+    from bomix.report.cache import study_summary
     from bomix.study import load_study
 
     dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
     if not dirs:
         raise ConfigError("report needs at least one benchmark or study directory, got none")
     plan, sources, fixed, budgets = [], [], set(), []
-    for d in dirs:
+    for i, d in enumerate(dirs):
         config, found = _study_dirs(d)
         sources.append({"path": str(d), **config})
         fixed |= set(config.get("fixed") or [])
         if config.get("budget"):
             budgets.append(int(config["budget"]))
-        plan += [(label, seed, sd, config) for label, seed, sd in found]
+        ev = _evaluator(config.get("evaluator"))  # once per input: a surrogate evaluator fits models
+        plan += [(label, seed, sd, config, ev, i) for label, seed, sd in found]
 
-    rows, recs, reps, studies, evaluators, domains = [], [], [], {}, {}, None
+    rows, recs, reps, studies, evaluators, source_of, domains = [], [], [], {}, {}, {}, None
     seen: dict[tuple, str] = {}
-    for label, seed, sd, config in plan:
+    for label, seed, sd, config, ev, i in plan:
         study = load_study(sd)
         label = label or study.optimizer.name or study.name
         seed = study.seed if seed is None else seed
@@ -134,32 +132,30 @@ def load(dirs) -> ReportData:
             label = f"{label} ({sd.parent.parent.parent.name if config['kind'] == 'benchmark' else sd.name})"
         seen[(label, seed)] = str(sd)
         studies[(label, seed)] = study
+        source_of[(label, seed)] = i
         domains = domains or study.space.domains
-        ev = _evaluator(config.get("evaluator"))
         if ev is not None:
             evaluators[(label, seed)] = ev
-        rows.append(_trial_rows(study, label, seed, ev))
-        recs.append(_recommendation(study, label, seed, ev))
-        try:
+        summary = study_summary(study, ev)
+        truth = summary.get("truth") if ev is not None else None
+        rows += _trial_rows(study, label, seed, truth)
+        recs.append(_recommendation(study, label, seed, summary, truth))
+        if any("replicate_of" in t.extra for t in study.trials):
             r = study.replicates()
-        except Exception:
-            r = None
-        if r is not None and len(r):
-            reps.append(r.assign(label=label, seed=seed))
-    trials = pd.concat(rows, ignore_index=True)
+            if len(r):
+                reps.append(r.assign(label=label, seed=seed))
+    trials = pd.DataFrame(rows)
     budget = max(budgets) if budgets else int(trials.groupby(["label", "seed"])["trial_index"].max().max() or 0)
     replicates = pd.concat(reps, ignore_index=True) if reps else pd.DataFrame(columns=["label", "seed", "number", "mean"])
     return ReportData(trials=trials, recommendations=pd.DataFrame(recs), replicates=replicates, studies=studies,
                       sources=sources, fixed=fixed, budget=budget, domains=tuple(domains or ()),
-                      evaluators=evaluators)
+                      evaluators=evaluators, source_of=source_of)
 
 
-def _trial_rows(study, label, seed, ev):
-    """One study's trials: see `collect`."""
-    import pandas as pd
-
+def _trial_rows(study, label, seed, truth) -> list[dict]:
+    """One study's trials as row dicts: see `collect`. truth: the summary's truth part, or None."""
     rows, best, true_best, index, cum_cost = [], math.inf, math.nan, 0, 0.0
-    truths = _true_values(ev, [t.weights for t in study.trials], study.objective) if ev is not None else None
+    truths = truth["trials"] if truth is not None else None
     for i, t in enumerate(study.trials):
         replicate = "replicate_of" in t.extra
         finished = t.state in (TrialState.COMPLETED, TrialState.FAILED)
@@ -168,7 +164,7 @@ def _trial_rows(study, label, seed, ev):
             index += 1
             cum_cost += float(cost or 0.0)
         value = t.value if t.state is TrialState.COMPLETED else None
-        true_value = truths[i] if truths is not None else math.nan
+        true_value = _num(truths[i]) if truths is not None and i < len(truths) else math.nan
         if value is not None and not replicate and value < best:
             best, true_best = value, true_value
         rows.append({"label": label, "seed": seed, "number": t.number, "trial_index": index if finished and not replicate
@@ -180,26 +176,29 @@ def _trial_rows(study, label, seed, ev):
                      "cum_cost_seconds": cum_cost,
                      **{f"w_{d}": w for d, w in t.weights.items()},
                      **{f"loss_{n}": v for n, v in (t.losses or {}).items()}})
-    return pd.DataFrame(rows)
+    return rows
 
 
-def _recommendation(study, label, seed, ev) -> dict:
-    row = {"label": label, "seed": seed, "source": None, "predicted": math.nan, "sd": math.nan, "trial": None}
-    try:
-        rec = study.recommend()
-    except Exception as e:
-        log.warning("report: %s seed %s: recommend() failed: %s", label, seed, e)
-        rec = None
+def _num(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _recommendation(study, label, seed, summary, truth) -> dict:
+    """One row of `recommendations` from the study's summary (see ReportData)."""
+    row = {"label": label, "seed": seed, "source": None, "predicted": math.nan, "sd": math.nan, "trial": None,
+           "observed": math.nan, "true_value": math.nan}
+    rec = summary.get("recommendation")
     if rec is None:
         return row
-    row.update({"source": rec.source, "predicted": math.nan if rec.value is None else rec.value,
-                "sd": math.nan if rec.sd is None else rec.sd, "trial": rec.trial,
-                **{f"w_{d}": w for d, w in rec.weights.items()}})
-    row["true_value"] = _true_values(ev, [rec.weights], study.objective)[0] if ev is not None else math.nan
-    if ev is not None and callable(getattr(ev, "true_losses", None)):
-        row.update({f"loss_{n}": v for n, v in ev.true_losses(rec.weights).items()}, loss_kind="true")
-    elif rec.trial is not None and study.trials[rec.trial].losses:
-        row.update({f"loss_{n}": v for n, v in study.trials[rec.trial].losses.items()}, loss_kind="observed")
+    row.update({"source": rec["source"], "predicted": _num(rec["value"]), "sd": _num(rec["sd"]),
+                "trial": rec["trial"], "observed": _num(rec.get("observed")),
+                **{f"w_{d}": w for d, w in rec["weights"].items()}})
+    true_rec = (truth or {}).get("recommended") or {}
+    row["true_value"] = _num(true_rec.get("value"))
+    if true_rec.get("losses"):
+        row.update({f"loss_{n}": v for n, v in true_rec["losses"].items()}, loss_kind="true")
+    elif rec["trial"] is not None and study.trials[rec["trial"]].losses:
+        row.update({f"loss_{n}": v for n, v in study.trials[rec["trial"]].losses.items()}, loss_kind="observed")
     else:
         row["loss_kind"] = None
     return row

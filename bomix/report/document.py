@@ -76,54 +76,77 @@ def _html_table(df) -> str:
 
 
 def sections(data, tables, figures) -> list[tuple]:
-    """The report as a list of blocks: ("h2", text), ("p", text), ("table", df), ("figure", stem,
-    caption or None, skip reason or None), ("pre", text)."""
+    """The report as a list of blocks: ("h2", text), ("h3", text), ("p", text), ("list", [text]),
+    ("table", df), ("figure", stem, caption or None, skip reason or None), ("pre", text)."""
     import pandas as pd
+
+    from bomix.report import surrogate, tables as tb, verdict
 
     trials = tables["trials"]
     labels = list(dict.fromkeys(trials["label"]))
     seeds = sorted(set(trials["seed"]))
-    blocks = [("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
+    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"])),
+              ("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
                     f"budget {data.budget} trials"
-                    + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "") + ". "
-                    "Values are the objective in nats/token, lower is better. Inputs: "
+                    + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "")
+                    + (f"; trivial references: {', '.join(tb.references(data))}" if tb.references(data) else "")
+                    + ". Values are the objective in nats/token, lower is better. Inputs: "
                     + ", ".join(s["path"] for s in data.sources) + ".")]
     fs = tables["final_summary"]
     if not fs.empty:
         fs = fs.assign(cell=[f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo) else _fmt(m)
                              for m, lo, hi in zip(fs["mean"], fs["ci_low"], fs["ci_high"])])
         wide = fs.pivot_table(index="label", columns="metric", values="cell", aggfunc="first", sort=False)
-        wide = wide.reset_index().rename(columns=lambda c: str(c).replace("_", " "))
+        wide = wide[[m for m in tb.METRICS if m in wide.columns]]
+        kinds = fs[fs["metric"] == "deployed"].set_index("label")["kind"]
+        wide = wide.reset_index()
+        if "deployed" in wide.columns:
+            wide.insert(2, "deployed value is", [kinds.get(label, "") for label in wide["label"]])
+        wide = wide.rename(columns=lambda c: str(c).replace("_", " "))
     else:
         wide = fs
     blocks += [("h2", "Final values at the budget"),
-               ("p", "Mean over seeds [95% t-interval]. 'best observed' is the lowest noisy value seen; "
-                     "'true of ...' are noise-free values where the evaluator knows them (landscapes); "
-                     "'replicated' is the mean of repeated evaluations where the study replicated its top mixtures."),
+               ("p", "Mean over seeds [95% t-interval]. The headline is 'deployed': the mixture each method would "
+                     "deploy (its recommendation, model-based where it has a model), valued noise-free where the "
+                     "evaluator knows the truth (landscapes, replay pools, surrogates; 'deployed value is' = true), "
+                     "else by the replicated mean or the observed value of the recommended trial (labelled so). "
+                     "'best observed' is the lowest noisy value seen, shown beside it: it is the minimum of noisy "
+                     "draws and flatters a method that got lucky; 'true of best observed' is that mixture's "
+                     "noise-free value; 'replicated' is the mean of repeated evaluations where the study replicated "
+                     "its top mixtures."),
                ("table", wide)]
     ab = tables["at_budgets"]
     if not ab.empty:
         ab = ab.assign(cell=[f"{_fmt(md)} | {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo)
                              else f"{_fmt(md)} | {_fmt(m)}"
                              for md, m, lo, hi in zip(ab["median"], ab["mean"], ab["ci_low"], ab["ci_high"])])
-        blocks += [("h3", "Best observed at smaller budgets"),
-                   ("p", "After the first 16, 32, ... trials of each study (a quarter, half and all of the budget): "
-                         "median | mean [95% t-interval] over seeds."),
-                   ("table", ab.pivot_table(index="label", columns="budget", values="cell", aggfunc="first", sort=False)
-                    .reset_index().rename(columns=lambda c: f"{c} trials" if isinstance(c, (int, np.integer)) else c))]
+        for metric, g in ab.groupby("metric", sort=False):
+            what = "Best observed" if metric == "best_so_far" else "True value of the best observed mixture"
+            budgets = sorted(set(g["budget"]))
+            blocks += [("h3", f"{what} at smaller budgets"),
+                       ("p", f"After the first {', '.join(map(str, budgets))} trials of each study (of a budget of "
+                             f"{data.budget}): median | mean [95% t-interval] over seeds."),
+                       ("table", g.pivot_table(index="label", columns="budget", values="cell", aggfunc="first",
+                                               sort=False).reset_index()
+                        .rename(columns=lambda c: f"{c} trials" if isinstance(c, (int, np.integer)) else c))]
     for stem, title, _, _ in figures["order"]:
         caption, skip = figures["results"][stem]
         blocks += [("h2", title), ("figure", stem, caption, skip)]
         if stem == "final_values":
             blocks += [("h3", "Paired tests"),
-                       ("p", "Each method against sobol and against the best baseline (the non-BO method with the "
-                             "lowest mean), paired over seeds: mean difference (method - reference; negative = "
-                             "method better) with 95% t-interval, two-sided Wilcoxon signed-rank p, seeds won/lost."),
-                       ("table", tables["paired_tests"]),
+                       ("p", "Each method against sobol, random, the best baseline (the non-BO method with the "
+                             "lowest mean) and the best trivial reference, paired over seeds, on the deployed value "
+                             "(see above): mean difference (method - reference; negative = method better) with its "
+                             "95% t-interval, seeds won/tied/lost, two-sided Wilcoxon signed-rank p (all ties: "
+                             "p = 1). 'best observed diff' is the same mean difference on best observed values. "
+                             "Every pair of methods, on both values, is in paired_tests.csv."),
+                       ("table", _paired_view(tables["paired_tests"])),
                        ("h3", "Trials needed to reach target values"),
-                       ("p", "Targets are quantiles of all methods' final best observed values; median over seeds of "
-                             "the first trial whose best so far reaches the target (blank: half the seeds or more "
-                             "never did)."),
+                       ("p", "Targets are quantiles of the searching methods' final values of "
+                             + ("the true value of the best observed mixture" if tb.progress_metric(data) ==
+                                "true_of_best_so_far" else "best observed value")
+                             + "; median over seeds of the first trial that reaches the target (blank: half the "
+                               "seeds or more never did)."),
                        ("table", tables["trials_to_reach"])]
         if stem == "recommended_mixtures":
             rm = tables["recommended_mixtures"]
@@ -133,6 +156,15 @@ def sections(data, tables, figures) -> list[tuple]:
             dl = tables["domain_losses"]
             blocks.append(("table", dl.pivot_table(index="label", columns="domain", values="loss", sort=False)
                            .reset_index() if not dl.empty else dl))
+        if stem == "predicted_vs_actual":
+            blocks += [("p", f"Protocol: per input, the completed trials of every method within the budget are "
+                             f"pooled and min({surrogate.MAX_HELDOUT}, a fifth of them) are held out, drawn with "
+                             f"numpy seed {surrogate.HOLDOUT_SEED}; the same held-out trials for every model. Each "
+                             f"model (bo's GP, each law; the first {surrogate.MAX_SEEDS} seeds of each method) is "
+                             "refitted on its own study's trials minus the held-out ones and predicts every held-out "
+                             "trial. RMSE against observed values includes the evaluation noise; against the truth "
+                             "(where known) it does not."),
+                       ("table", tables["surrogate_scores"])]
     if len(tables["replicates"]):
         blocks += [("h2", "Replicates"), ("p", "Top mixtures re-evaluated with fresh seeds; luck = first value - "
                                                "mean of all evaluations."),
@@ -155,11 +187,24 @@ def sections(data, tables, figures) -> list[tuple]:
     return blocks
 
 
+def _paired_view(tests):
+    """The paired tests the page shows: deployed value, named references only, best observed beside."""
+    if tests.empty:
+        return tests
+    main = tests[(tests["metric"] == tests["metric"].iloc[0]) & (tests["role"] != "")]
+    other = tests[tests["metric"] == "best_observed"].set_index(["label", "reference"])["mean_diff"]
+    view = main.drop(columns=["metric"]).assign(
+        best_observed_diff=[other.get((a, b), math.nan) for a, b in zip(main["label"], main["reference"])])
+    return view.rename(columns=lambda c: c.replace("_", " "))
+
+
 def write_html(path, blocks, figure_dir, title: str) -> None:
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for b in blocks:
         if b[0] in ("h2", "h3", "p"):
             parts.append(f"<{b[0]}>{html.escape(b[1])}</{b[0]}>")
+        elif b[0] == "list":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in b[1]) + "</ul>")
         elif b[0] == "table":
             parts.append(_html_table(b[1]))
         elif b[0] == "pre":
@@ -186,6 +231,8 @@ def write_markdown(path, blocks, figure_dir, title: str) -> None:
             parts.append(f"### {b[1]}")
         elif b[0] == "p":
             parts.append(b[1])
+        elif b[0] == "list":
+            parts.append("\n".join(f"- {item}" for item in b[1]))
         elif b[0] == "table":
             parts.append(_md_table(b[1]))
         elif b[0] == "pre":

@@ -6,8 +6,6 @@ Skip with the reason when its data is missing; the document then shows the reaso
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 DPI = 110
@@ -144,7 +142,8 @@ def final_values(data, tables, path):
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="best")
     _save(fig, path)
-    return "Final values at the budget: mean over seeds with 95% t-intervals (best observed and recommended apart)."
+    return ("Final values at the budget: mean over seeds with 95% t-intervals; 'deployed' (the recommended mixture, "
+            "noise-free where known) is the headline, best observed (noisy) beside it.")
 
 
 def recommended_mixtures(data, tables, path):
@@ -244,29 +243,34 @@ def trajectory(data, tables, path, *, n_clusters: int = 4):
 
 
 def predicted_vs_actual(data, tables, path):
-    """One panel per model (GP, each fitted law): held-out predictions against observed values."""
+    """One panel per method with a model (GP, each fitted law): its predictions of the common
+    held-out trials (surrogate.py's protocol) against their observed values."""
     plt = _plt()
     sp = tables.get("surrogate")
     if sp is None or sp.empty:
         raise Skip("no method with a model (bo or a fitted law) among the inputs, or too few trials to fit one")
-    from scipy.stats import spearmanr
-
+    sc = tables["surrogate_scores"].set_index(["label", "model"])
     groups = list(sp.groupby(["label", "model"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+    lo = float(np.nanmin([sp["actual"].min(), sp["predicted"].min()]))
+    hi = float(np.nanmax([sp["actual"].max(), sp["predicted"].max()]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False, sharex=True,
+                             sharey=True)
     for ax, ((label, model), g) in zip(axes[0], groups):
-        ax.errorbar(g["actual"], g["predicted"], yerr=g["sd"].fillna(0), fmt="o", ms=4, alpha=0.7, capsize=2)
-        lo = float(np.nanmin([g["actual"].min(), g["predicted"].min()]))
-        hi = float(np.nanmax([g["actual"].max(), g["predicted"].max()]))
+        ax.errorbar(g["actual"], g["predicted"], yerr=g["sd"].fillna(0), fmt="o", ms=3, alpha=0.6, capsize=2)
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
-        rmse = math.sqrt(float(((g["predicted"] - g["actual"]) ** 2).mean()))
-        rho = spearmanr(g["actual"], g["predicted"]).statistic if len(g) > 2 else math.nan
-        ax.set_title(f"{label}: {model}\nRMSE {rmse:.4f}, Spearman {rho:.2f}, n={len(g)}", fontsize=9)
+        s = sc.loc[(label, model)]
+        true = f", vs truth {s['rmse_true']:.4f}" if np.isfinite(s["rmse_true"]) else ""
+        ax.set_title(f"{label}: {model} ({int(s['n_studies'])} studies)\nRMSE {s['rmse']:.4f}{true}, "
+                     f"Spearman {s['spearman']:.2f}, {int(s['n_heldout'])} held-out trials", fontsize=9)
         ax.set_xlabel("observed value (nats/token)")
         ax.set_ylabel("predicted")
         ax.grid(alpha=0.3)
     _save(fig, path)
-    return ("Predicted against observed values of trials the model did not see: the GP predicts each study's last "
-            "quarter of trials from the earlier ones (bars: posterior sd); laws are 5-fold cross-validated.")
+    n = int(tables["surrogate_scores"]["n_heldout"].max())
+    return (f"Predicted against observed values of one common set of {n} held-out trial(s) per input, drawn with a "
+            "fixed seed from the pooled completed trials of every method: each model is refitted on its own "
+            "study's trials minus the held-out ones and predicts all of them (bars: GP posterior sd). Every "
+            "panel answers the same questions.")
 
 
 FIGURES = [  # (file stem, title, function, keyword arguments)

@@ -2,8 +2,10 @@
 
 Every value is an objective value in nats/token, lower is better. "best observed" is the lowest
 noisy value a study saw within the budget; "recommended" is the mixture its optimizer recommends
-(model-based where it has a model), valued by the truth when the evaluator knows it. The two are
-kept apart (Ax's benchmarks call them the oracle and the inference trace).
+(model-based where it has a model). The headline is "deployed": the recommended mixture valued by
+the truth when the evaluator knows it (landscapes, replay pools, surrogates), else by its
+replicated or observed value, labelled so. Best observed is kept beside it, never in its place
+(Ax's benchmarks call the two the oracle and the inference trace).
 """
 
 from __future__ import annotations
@@ -12,28 +14,22 @@ import math
 
 import numpy as np
 
-METRICS = {  # column of finals_by_seed -> what it is
-    "best_observed": "best observed value within the budget",
+from bomix.report.stats import paired, t_ci
+
+METRICS = {  # column of finals_by_seed -> what it is; `deployed` is the headline
+    "deployed": "value of the mixture the method would deploy (its recommendation): noise-free where the "
+                "evaluator knows it, else replicated, else observed (deployed_kind says which)",
+    "best_observed": "best observed (noisy) value within the budget",
     "true_of_best_observed": "true (noise-free) value of the best observed mixture",
-    "true_of_recommended": "true (noise-free) value of the recommended mixture",
     "replicated": "mean of the replicated evaluations of the recommended (else best) mixture",
 }
-QUANTILES = (0.75, 0.5, 0.25, 0.1)  # targets: these quantiles of all final best observed values
-
-
-def t_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
-    """(mean, lower, upper, n) of the finite `values`: a Student-t interval; NaN bounds when n < 2."""
-    from scipy.stats import t
-
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    n = len(v)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(v.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, 1
-    half = float(t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half, n
+KINDS = {  # deployed_kind -> how the deployed value was measured
+    "true": "noise-free value of the recommended mixture",
+    "replicated": "mean of the recommended trial's replicated evaluations (no noise-free value known)",
+    "observed": "observed (noisy) value of the recommended trial (no noise-free value known)",
+}
+QUANTILES = (0.75, 0.5, 0.25, 0.1)  # targets: these quantiles of the searching methods' final values
+BO_METHODS = ("bo", "ax_default")  # optimizer names that are not baselines
 
 
 def within_budget(data):
@@ -42,8 +38,19 @@ def within_budget(data):
     return df[df["trial_index"].notna() & (df["trial_index"] <= max(data.budget, 1))]
 
 
+def references(data) -> list[str]:
+    """Labels that are trivial references: the benchmark's fixed labels and every method whose
+    optimizer proposes one fixed mixture (Optimizer.proposes_distinct is False: uniform, llama)."""
+    fixed = {label for (label, _), s in data.studies.items() if not s.optimizer.proposes_distinct}
+    labels = dict.fromkeys(label for label, _ in data.studies)
+    return [label for label in labels if label in data.fixed or label in fixed]
+
+
 def finals_by_seed(data):
-    """One row per (label, seed): the METRICS columns plus n_trials and best_number."""
+    """One row per (label, seed): n_trials, best_number, best_observed, true_of_best_observed,
+    recommended_trial, recommended_predicted, true_of_recommended, observed_of_recommended,
+    replicated, replicated_of_recommended, deployed and deployed_kind (a key of KINDS).
+    Values in nats/token."""
     import pandas as pd
 
     rows = []
@@ -51,114 +58,135 @@ def finals_by_seed(data):
     reps = data.replicates
     for (label, seed), g in within_budget(data).groupby(["label", "seed"], sort=False):
         done = g[g["value"].notna()]
-        row = {"label": label, "seed": seed, "n_trials": int(g["trial_index"].max()),
-               "best_observed": math.nan, "true_of_best_observed": math.nan, "best_number": None,
-               "true_of_recommended": math.nan, "recommended_predicted": math.nan, "replicated": math.nan}
+        row = {"label": label, "seed": seed, "n_trials": int(g["trial_index"].max()), "best_number": None,
+               "best_observed": math.nan, "true_of_best_observed": math.nan, "recommended_trial": None,
+               "recommended_predicted": math.nan, "true_of_recommended": math.nan,
+               "observed_of_recommended": math.nan, "replicated": math.nan, "replicated_of_recommended": math.nan}
         if len(done):
             last = g.iloc[-1]
             row.update(best_observed=last["best_so_far"], true_of_best_observed=last["true_of_best_so_far"],
                        best_number=int(done.loc[done["value"].idxmin(), "number"]))
-        rec = None
         if recs is not None and (label, seed) in recs.index:
             rec = recs.loc[(label, seed)]
-            row.update(true_of_recommended=rec.get("true_value", math.nan), recommended_predicted=rec["predicted"])
+            row.update(true_of_recommended=rec.get("true_value", math.nan), recommended_predicted=rec["predicted"],
+                       observed_of_recommended=rec.get("observed", math.nan),
+                       recommended_trial=None if pd.isna(rec["trial"]) else int(rec["trial"]))
         if len(reps):
             mine = reps[(reps["label"] == label) & (reps["seed"] == seed)]
-            for number in (None if rec is None else rec["trial"], row["best_number"]):
-                if number is not None and not pd.isna(number) and (mine["number"] == number).any():
+            for number in (row["recommended_trial"], row["best_number"]):
+                if number is not None and (mine["number"] == number).any():
                     row["replicated"] = float(mine.loc[mine["number"] == number, "mean"].iloc[0])
+                    if number == row["recommended_trial"]:
+                        row["replicated_of_recommended"] = row["replicated"]
                     break
+        row["deployed"], row["deployed_kind"] = math.nan, None
+        for kind, column in (("true", "true_of_recommended"), ("replicated", "replicated_of_recommended"),
+                             ("observed", "observed_of_recommended")):
+            if np.isfinite(row[column]):
+                row["deployed"], row["deployed_kind"] = float(row[column]), kind
+                break
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def final_summary(finals):
-    """Long table: label, metric, n, mean, ci_low, ci_high (95% t-interval over seeds)."""
+    """Long table: label, metric (a key of METRICS), kind (the deployed_kind values, "/"-joined, on
+    the deployed rows), n, mean, ci_low, ci_high (95% t-interval over seeds)."""
     import pandas as pd
 
     rows = []
     for label, g in finals.groupby("label", sort=False):
         for metric in METRICS:
             mean, lo, hi, n = t_ci(g[metric])
+            kind = "/".join(sorted(set(g["deployed_kind"].dropna()))) if metric == "deployed" else ""
             if n:
-                rows.append({"label": label, "metric": metric, "n": n, "mean": mean, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows, columns=["label", "metric", "n", "mean", "ci_low", "ci_high"])
+                rows.append({"label": label, "metric": metric, "kind": kind, "n": n, "mean": mean,
+                             "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["label", "metric", "kind", "n", "mean", "ci_low", "ci_high"])
 
 
-def paired_tests(finals, data, *, reference: str = "sobol"):
-    """Each method against `reference` and against the best baseline, paired over seeds.
+PAIRED_COLUMNS = ["label", "reference", "role", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "wins",
+                  "ties", "losses", "wilcoxon_p"]
 
-    The best baseline of a method: the other label, not a BO method (bo, ax_default), with the
-    lowest mean final value. diff = method - reference (negative: the method is better); Wilcoxon
-    signed-rank p (two-sided), mean difference with its 95% t-interval, and seeds won/lost.
+
+def paired_tests(finals, data, *, metrics=("deployed", "best_observed")):
+    """Every method against every other method, paired over the seeds both ran.
+
+    One row per (label, reference, metric): diff = label - reference per seed (negative: label
+    better), mean diff with its 95% t-interval, seeds won/tied/lost, two-sided Wilcoxon signed-rank
+    p (all ties: p = 1); see stats.paired. role says what the reference is to the label,
+    "; "-joined: "sobol", "random", "best baseline" (the other non-BO label with the lowest mean),
+    "best reference" (the trivial reference with the lowest mean, see `references`), or "".
     """
     import pandas as pd
-    from scipy.stats import wilcoxon
 
-    names = {label: getattr(s.optimizer, "name", "") for (label, _), s in data.studies.items()}
-    metrics = [m for m in ("best_observed", "true_of_recommended") if finals[m].notna().any()]
+    names = {label: s.optimizer.name for (label, _), s in data.studies.items()}
+    refs = references(data)
     rows = []
     for metric in metrics:
-        wide = finals.pivot_table(index="seed", columns="label", values=metric, aggfunc="first")
+        if metric not in finals or not finals[metric].notna().any():
+            continue
+        wide = finals.pivot_table(index="seed", columns="label", values=metric, aggfunc="first", sort=False)
         means = wide.mean()
-        baselines = [c for c in wide.columns if names.get(c) not in ("bo", "ax_default")]
+        finite = [c for c in wide.columns if np.isfinite(means[c])]
         for label in wide.columns:
-            refs = []
-            if reference in wide.columns and label != reference:
-                refs.append((reference, reference))
-            others = [b for b in baselines if b != label and np.isfinite(means[b])]
-            if others:
-                best = min(others, key=lambda b: means[b])
-                if refs and refs[0][0] == best:
-                    refs[0] = (best, f"{reference} = best baseline")
-                else:
-                    refs.append((best, "best baseline"))
-            for ref, role in refs:
-                pair = wide[[label, ref]].dropna()
-                diff = (pair[label] - pair[ref]).to_numpy()
-                mean, lo, hi, n = t_ci(diff)
-                p = math.nan
-                if n >= 2 and np.any(diff != 0):
-                    try:
-                        p = float(wilcoxon(diff).pvalue)
-                    except ValueError:
-                        pass
-                elif n >= 2:
-                    p = 1.0
-                rows.append({"label": label, "reference": ref, "role": role, "metric": metric, "n_pairs": n,
-                             "mean_diff": mean, "ci_low": lo, "ci_high": hi, "wilcoxon_p": p,
-                             "wins": int((diff < 0).sum()), "losses": int((diff > 0).sum())})
-    return pd.DataFrame(rows, columns=["label", "reference", "role", "metric", "n_pairs", "mean_diff", "ci_low",
-                                       "ci_high", "wilcoxon_p", "wins", "losses"])
+            others = [c for c in finite if c != label]
+            baselines = [c for c in others if names.get(c) not in BO_METHODS]
+            best_baseline = min(baselines, key=lambda c: means[c]) if baselines else None
+            best_ref = min((c for c in others if c in refs), key=lambda c: means[c], default=None)
+            for ref in wide.columns:
+                if ref == label:
+                    continue
+                role = [r for r in ("sobol", "random") if ref == r]
+                role += ["best baseline"] * (ref == best_baseline) + ["best reference"] * (ref == best_ref)
+                rows.append({"label": label, "reference": ref, "role": "; ".join(role), "metric": metric,
+                             **paired(wide[label].to_numpy(), wide[ref].to_numpy())})
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def progress_metric(data) -> str:
+    """The trials column the progress tables read: "true_of_best_so_far" (true value of the best
+    observed mixture so far) where every study knows its truth, else "best_so_far"."""
+    df = within_budget(data)
+    return "true_of_best_so_far" if len(df) and df["true_of_best_so_far"].notna().all() else "best_so_far"
 
 
 def at_budgets(data, fractions=(0.25, 0.5, 1.0)):
-    """label, budget, n, median, mean, ci_low, ci_high of the best observed value after `budget`
-    trials (fractions of the benchmark's budget: 16, 32, 64 for 64), over seeds. A fixed mixture
-    (one trial) shows its value at every budget."""
+    """label, metric, budget, n, median, mean, ci_low, ci_high over seeds of the value after `budget`
+    trials (fractions of the benchmark's budget: 16, 32, 64 for 64). metric "best_so_far" (best
+    observed) and, where the truth is known, "true_of_best_so_far" (true value of the best observed
+    mixture). A fixed mixture (one trial) shows its value at every budget."""
     import pandas as pd
 
     df = within_budget(data)
     budgets = sorted({max(1, round(f * max(data.budget, 1))) for f in fractions})
+    metrics = ["best_so_far"] + (["true_of_best_so_far"] if df["true_of_best_so_far"].notna().any() else [])
     rows = []
-    for label, g in df.groupby("label", sort=False):
-        for b in budgets:
-            best = g[g["trial_index"] <= b].groupby("seed")["best_so_far"].last()
-            mean, lo, hi, n = t_ci(best)
-            if n:
-                rows.append({"label": label, "budget": b, "n": n, "median": float(np.nanmedian(best)),
-                             "mean": mean, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows, columns=["label", "budget", "n", "median", "mean", "ci_low", "ci_high"])
+    for metric in metrics:
+        for label, g in df.groupby("label", sort=False):
+            for b in budgets:
+                best = g[g["trial_index"] <= b].groupby("seed")[metric].last()
+                mean, lo, hi, n = t_ci(best)
+                if n:
+                    rows.append({"label": label, "metric": metric, "budget": b, "n": n,
+                                 "median": float(np.nanmedian(best)), "mean": mean, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["label", "metric", "budget", "n", "median", "mean", "ci_low", "ci_high"])
 
 
 def trials_to_reach(finals, data, quantiles=QUANTILES):
-    """label, quantile, target, median_trials (median over seeds of the first trial whose best so
-    far is <= target; NaN when half the seeds or more never reach it), n_reached, n_seeds."""
+    """label, metric, quantile, target, median_trials (median over seeds of the first trial whose
+    value so far is <= target; NaN when half the seeds or more never reach it), n_reached, n_seeds.
+
+    metric: `progress_metric(data)`. Targets: quantiles of the searching (non-fixed) methods' final
+    values of that metric."""
     import pandas as pd
 
-    pool = finals.loc[~finals["label"].isin(data.fixed), "best_observed"].dropna()
-    if pool.empty:
-        return pd.DataFrame(columns=["label", "quantile", "target", "median_trials", "n_reached", "n_seeds"])
+    columns = ["label", "metric", "quantile", "target", "median_trials", "n_reached", "n_seeds"]
+    metric = progress_metric(data)
+    final = {"best_so_far": "best_observed", "true_of_best_so_far": "true_of_best_observed"}[metric]
+    pool = finals.loc[~finals["label"].isin(data.fixed), final].dropna() if len(finals) else []
+    if len(pool) == 0:
+        return pd.DataFrame(columns=columns)
     df = within_budget(data)
     rows = []
     for q in quantiles:
@@ -166,13 +194,13 @@ def trials_to_reach(finals, data, quantiles=QUANTILES):
         for label, g in df.groupby("label", sort=False):
             firsts = []
             for _, s in g.groupby("seed"):
-                hit = s.loc[s["best_so_far"] <= target + 1e-12, "trial_index"]
+                hit = s.loc[s[metric] <= target + 1e-12, "trial_index"]
                 firsts.append(float(hit.iloc[0]) if len(hit) else math.inf)
             med = float(np.median(firsts))
-            rows.append({"label": label, "quantile": q, "target": target,
+            rows.append({"label": label, "metric": metric, "quantile": q, "target": target,
                          "median_trials": med if math.isfinite(med) else math.nan,
                          "n_reached": int(np.isfinite(firsts).sum()), "n_seeds": len(firsts)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def recommended_mixtures(data):
@@ -210,8 +238,12 @@ def domain_losses(data):
 
 def compute(data) -> dict:
     """Every table of the report, by file stem (written as <stem>.csv)."""
+    from bomix.report import verdict
+
     finals = finals_by_seed(data)
+    tests = paired_tests(finals, data)
     return {"trials": data.trials, "recommendations": data.recommendations, "replicates": data.replicates,
-            "finals_by_seed": finals, "final_summary": final_summary(finals),
-            "paired_tests": paired_tests(finals, data), "at_budgets": at_budgets(data), "trials_to_reach": trials_to_reach(finals, data),
+            "finals_by_seed": finals, "final_summary": final_summary(finals), "paired_tests": tests,
+            "verdict": verdict.compute(finals, tests, references(data)),
+            "at_budgets": at_budgets(data), "trials_to_reach": trials_to_reach(finals, data),
             "recommended_mixtures": recommended_mixtures(data), "domain_losses": domain_losses(data)}
