@@ -24,6 +24,42 @@ def regmix_csvs():
     return root / "train_mixture_1m.csv", root / "train_pile_loss_1m.csv"
 
 
+TOY_DOMAINS = ["books", "cc", "stack"]
+
+
+@pytest.fixture
+def toy_runs():
+    """A small olmix-style (ratios, metrics) pair of DataFrames: 40 Dirichlet mixtures over
+    TOY_DOMAINS, two smooth losses ("books", "cc")."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.dirichlet(np.ones(3), 40).round(4)
+    X[:, -1] = 1 - X[:, :-1].sum(axis=1)
+    losses = {"books": 3 + 0.5 / (X[:, 0] + 0.1) + 0.2 * X[:, 1],
+              "cc": 3.5 + 0.4 / (X[:, 1] + 0.1) + 0.1 * X[:, 2]}
+    keys = {"run": [f"r{i:03d}" for i in range(40)], "name": "toy", "index": np.arange(40)}
+    return pd.DataFrame({**keys, **dict(zip(TOY_DOMAINS, X.T))}), pd.DataFrame({**keys, **losses})
+
+
+@pytest.fixture
+def csvs(tmp_path, toy_runs):
+    """The toy runs as ratios.csv and metrics.csv (metrics rows in another order)."""
+    ratios, metrics = toy_runs
+    ratios.to_csv(tmp_path / "ratios.csv", index=False)
+    metrics.sample(frac=1, random_state=0).to_csv(tmp_path / "metrics.csv", index=False)
+    return tmp_path / "ratios.csv", tmp_path / "metrics.csv"
+
+
+@pytest.fixture
+def pool_ev(csvs):
+    """A replay evaluator in pool mode over the toy runs."""
+    from bomix.evaluators import get_evaluator
+
+    return get_evaluator("replay", ratios=csvs[0], metrics=csvs[1])
+
+
 @pytest.fixture
 def repo_root():
     from pathlib import Path

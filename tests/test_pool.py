@@ -4,42 +4,16 @@ import json
 from collections import Counter
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bomix
 from bomix.errors import ConfigError, InvalidSpaceError, SpecMismatchError
-from bomix.evaluators import get_evaluator
 from bomix.optimizers import History, get_optimizer
 from bomix.optimizers.bo import BayesOpt
 from bomix.optimizers.pool import PoolSearch, check_pool, nearest_rows
 from bomix.trial import Trial, TrialState
 
-DOMAINS = ["books", "cc", "stack"]
 FAST_BO = {"n_init": 4, "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}
-
-
-def _logged(n=40, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.dirichlet(np.ones(3), n).round(4)
-    X[:, -1] = 1 - X[:, :-1].sum(axis=1)
-    losses = {"books": 3 + 0.5 / (X[:, 0] + 0.1) + 0.2 * X[:, 1],
-              "cc": 3.5 + 0.4 / (X[:, 1] + 0.1) + 0.1 * X[:, 2]}
-    keys = {"run": [f"r{i:03d}" for i in range(n)], "name": "toy", "index": np.arange(n)}
-    return pd.DataFrame({**keys, **dict(zip(DOMAINS, X.T))}), pd.DataFrame({**keys, **losses})
-
-
-@pytest.fixture
-def csvs(tmp_path):
-    ratios, metrics = _logged()
-    ratios.to_csv(tmp_path / "ratios.csv", index=False)
-    metrics.to_csv(tmp_path / "metrics.csv", index=False)
-    return tmp_path / "ratios.csv", tmp_path / "metrics.csv"
-
-
-@pytest.fixture
-def pool_ev(csvs):
-    return get_evaluator("replay", ratios=csvs[0], metrics=csvs[1])
 
 
 def rows_of(ev, study):

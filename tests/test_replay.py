@@ -3,48 +3,19 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bomix
-from bomix.errors import ConfigError, EvaluationError, InvalidSpaceError, StudyError
-from bomix.evaluators import get_evaluator
+from bomix.errors import ConfigError, EvaluationError, StudyError
 from bomix.evaluators.base import TrialContext
 from bomix.evaluators.replay import ReplayEvaluator
-from bomix.optimizers import History, get_optimizer
-from bomix.optimizers.bo import BayesOpt
-from bomix.trial import Evaluation, Trial, TrialState
+from bomix.trial import Evaluation, TrialState
 
-DOMAINS = ["books", "cc", "stack"]
-FAST_BO = {"n_init": 4, "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}
+DOMAINS = ["books", "cc", "stack"]  # the toy runs of conftest.py
 
 
-def _logged(n=40, seed=0):
-    """A small olmix-style ratios/metrics pair: n Dirichlet mixtures, two smooth losses."""
-    rng = np.random.default_rng(seed)
-    X = rng.dirichlet(np.ones(3), n).round(4)
-    X[:, -1] = 1 - X[:, :-1].sum(axis=1)
-    losses = {"books": 3 + 0.5 / (X[:, 0] + 0.1) + 0.2 * X[:, 1],
-              "cc": 3.5 + 0.4 / (X[:, 1] + 0.1) + 0.1 * X[:, 2]}
-    keys = {"run": [f"r{i:03d}" for i in range(n)], "name": "toy", "index": np.arange(n)}
-    return pd.DataFrame({**keys, **dict(zip(DOMAINS, X.T))}), pd.DataFrame({**keys, **losses})
-
-
-@pytest.fixture
-def csvs(tmp_path):
-    ratios, metrics = _logged()
-    ratios.to_csv(tmp_path / "ratios.csv", index=False)
-    metrics.sample(frac=1, random_state=0).to_csv(tmp_path / "metrics.csv", index=False)  # rows in another order
-    return tmp_path / "ratios.csv", tmp_path / "metrics.csv"
-
-
-@pytest.fixture
-def pool_ev(csvs):
-    return get_evaluator("replay", ratios=csvs[0], metrics=csvs[1])
-
-
-def test_reads_the_pair_and_rebuilds_from_its_params(pool_ev, csvs):
-    ratios, metrics = _logged()
+def test_reads_the_pair_and_rebuilds_from_its_params(pool_ev, toy_runs):
+    ratios, metrics = toy_runs
     assert pool_ev.domains == tuple(DOMAINS) and pool_ev.loss_names == ("books", "cc")
     assert pool_ev.pool.shape == (40, 3) and np.allclose(pool_ev.pool.sum(axis=1), 1)
     assert np.allclose(pool_ev.logged_losses, metrics[["books", "cc"]].to_numpy())  # matched on run, not row order
@@ -123,7 +94,7 @@ def test_surrogate_reports_its_cv_error_and_noise_is_deterministic(csvs, family)
     assert ev.true_value(w, "target:cc") == pytest.approx(truth["cc"])
 
 
-def test_bad_inputs_name_the_value(tmp_path, csvs):
+def test_bad_inputs_name_the_value(tmp_path, csvs, toy_runs):
     with pytest.raises(ConfigError, match="nope.csv"):
         ReplayEvaluator(ratios=tmp_path / "nope.csv", metrics=csvs[1])
     with pytest.raises(ConfigError, match="'poool'"):
@@ -132,7 +103,7 @@ def test_bad_inputs_name_the_value(tmp_path, csvs):
         ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], mode="surrogate", surrogate="gp")
     with pytest.raises(ConfigError, match="'pile'"):
         ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], preset="pile")
-    ratios, metrics = _logged()
+    ratios, metrics = toy_runs
     with pytest.raises(ConfigError, match="r039"):  # a run without metrics
         ReplayEvaluator(ratios=ratios, metrics=metrics.iloc[:-1])
     bad = ratios.copy()
