@@ -145,7 +145,7 @@ def test_fit_is_seeded_and_needs_k_plus_2_positive_trials(landscape):
     a, b = OlMix(seed=1).fit(hist), OlMix(seed=1).fit(hist)
     assert a.params == b.params and np.array_equal(a.optimum, b.optimum)
     short = bomix.History(space, hist.objective, hist.trials[:6])
-    with pytest.raises(LawFitError, match=r"k \+ 2 = 7 completed trials, got 6"):
+    with pytest.raises(LawFitError, match=r"min\(k \+ 2, its design\) = 7 completed trials, got 6"):
         OlMix().fit(short)
     negative = history(space, hist.X(), [{n: -1.0 for n in names}] * len(hist.trials))
     with pytest.raises(LawFitError, match="positive losses"):
