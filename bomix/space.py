@@ -249,6 +249,19 @@ class MixtureSpace:
         x = np.clip(x, self.floors, self.caps)
         return self.validate(self._renormalize(x))
 
+    def clean_rows(self, X, *, atol: float = SUM_ATOL, what: str = "row") -> np.ndarray:
+        """`clean` for an (n, k) array of mixtures at once; InvalidWeightsError names the first bad
+        row ("{what} i: ...")."""
+        X = np.array(X, dtype=float).reshape(-1, self.k)
+        ok = (np.isfinite(X).all(axis=1) & (X >= -atol).all(axis=1) & (np.abs(X.sum(axis=1) - 1) <= atol)
+              & (X >= self.floors - atol).all(axis=1) & (X <= self.caps + atol).all(axis=1))
+        for i in np.flatnonzero(~ok)[:1]:
+            try:
+                self.validate(X[i], atol=atol)
+            except InvalidWeightsError as e:
+                raise InvalidWeightsError(f"{what} {i}: {e}") from None
+        return self._renormalize(np.clip(X, self.floors, self.caps))
+
     def _renormalize(self, x: np.ndarray) -> np.ndarray:
         """Spread the rounding residue 1 - sum(x) over coordinates with slack; (k,) or (n, k)."""
         x = np.array(x, dtype=float)

@@ -52,11 +52,10 @@ def check_pool(space: MixtureSpace, pool) -> np.ndarray:
         raise InvalidSpaceError(f"pool must be an (n, k) array of numbers, got {type(pool).__name__}") from e
     if P.ndim != 2 or P.shape[1] != space.k or len(P) < 1:
         raise InvalidSpaceError(f"pool must be an (n, {space.k}) array of mixtures with n >= 1, got shape {P.shape}")
-    for i, row in enumerate(P):
-        try:
-            P[i] = space.clean(row)
-        except InvalidWeightsError as e:
-            raise InvalidSpaceError(f"pool row {i} must be a feasible mixture of the study's space: {e}") from None
+    try:
+        P = space.clean_rows(P, what="pool row")
+    except InvalidWeightsError as e:
+        raise InvalidSpaceError(f"every pool row must be a feasible mixture of the study's space: {e}") from None
     P.flags.writeable = False
     return P
 

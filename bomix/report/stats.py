@@ -30,6 +30,10 @@ def t_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
     return mean, mean - half, mean + half, n
 
 
+EXACT_MAX = 50  # up to this many untied pairs the exact null distribution; beyond, or with tied ranks,
+                # the normal approximation with its tie correction
+
+
 def wilcoxon_p(diff) -> float:
     """Two-sided Wilcoxon signed-rank p of the (n,) paired differences `diff`.
 
@@ -46,8 +50,10 @@ def wilcoxon_p(diff) -> float:
     d = d[np.abs(d) > TIE]
     if len(d) == 0:
         return 1.0
-    try:
-        return float(wilcoxon(d).pvalue)
+    tied = len(np.unique(np.round(np.abs(d), 12))) < len(d)
+    method = "exact" if len(d) <= EXACT_MAX and not tied else "approx"  # scipy's "auto" would run a slow
+    try:                                                                # permutation test on tied ranks
+        return float(wilcoxon(d, method=method).pvalue)
     except ValueError:
         return math.nan
 
