@@ -7,6 +7,8 @@ value, paired by seed (mean difference, won/tied/lost for bo, Wilcoxon p).
 
     bomix report runs/bench_regmix_pool_pilecc -o runs/bench_regmix_pool_pilecc/report
     python experiments/headline.py runs/bench_regmix_pool_pilecc/report [--against bo]
+    python experiments/headline.py runs/bench_law_protocols/report --against bimix \
+        --pair bimix bimix_refit --pair bimix bimix_oneshot      # and any other pairs, by label
 
 Run from the repository root.
 """
@@ -23,6 +25,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("report", type=Path, help="a folder `bomix report` wrote")
     p.add_argument("--against", default="bo", help="the method compared with every other (default bo)")
+    p.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="also print A - B on the deployed value, paired by seed")
     args = p.parse_args()
     finals = pd.read_csv(args.report / "final_summary.csv")
     budgets = pd.read_csv(args.report / "at_budgets.csv")
@@ -45,6 +49,13 @@ def main() -> None:
             line += (f"   {t['mean_diff']:+.4f} ({int(t['wins'])}/{int(t['ties'])}/{int(t['losses'])}, "
                      f"p={t['wilcoxon_p']:.2g})")
         print(line)
+    for a, b in args.pair:
+        t = tests[(tests["label"] == a) & (tests["reference"] == b) & (tests["metric"] == "deployed")]
+        if not len(t):
+            raise SystemExit(f"no paired test of {a} against {b} in {args.report / 'paired_tests.csv'}")
+        t = t.iloc[0]
+        print(f"{a} - {b}: {t['mean_diff']:+.4f} [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], won/tied/lost "
+              f"{int(t['wins'])}/{int(t['ties'])}/{int(t['losses'])}, Wilcoxon p = {t['wilcoxon_p']:.2g}")
     print(f"deployed: {rows.loc['deployed', 'kind'] or 'observed'} value of the recommended mixture; medians of "
           f"{'the noise-free value of ' if metric.startswith('true') else ''}the best observed mixture so far")
 
