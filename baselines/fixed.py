@@ -62,9 +62,7 @@ class Focus(Optimizer):
 
     def suggest(self, history: History, n: int = 1) -> np.ndarray:
         space, objective = history.space, history.objective
-        named = [objective.target] if objective.kind == "target" else \
-            list(objective.weights or {}) if objective.kind == "weighted" else list(objective.domains or [])
-        read = [d for d in space.domains if d in named]
+        read = [d for d in space.domains if d in objective.named()]
         if not read:
             return np.tile(space.center, (n, 1))
         x = np.array([1.0 / len(read) if d in read else 0.0 for d in space.domains])

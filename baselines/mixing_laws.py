@@ -159,11 +159,7 @@ class MixingLaws(LawBaseline):
         rng = np.random.default_rng([self.seed, len(done)])
         restarts = self.n_restarts or DEFAULT_RESTARTS[self.variant]
         if self.variant == "explicit":
-            names, L = loss_matrix(history)
-            if L.min() <= 0:
-                raise LawFitError(f"the explicit law needs positive losses (c_i > 0), got a minimum of {L.min():.4g}")
-            own = [space.index(n) if n in space.domains else None for n in names]
-            thetas = np.array([fit_exponential(X, L[:, i], own[i], rng, restarts) for i in range(len(names))])
+            names, thetas = self._explicit_thetas(history, rng, restarts)
             value_grad = _explicit_value_grad(history.objective, names, thetas)
             worst = _explicit_losses(thetas) if history.objective.kind == "worst" else None
             params = {"variant": "explicit", "losses": _report_explicit(names, space.domains, thetas)}
@@ -181,6 +177,16 @@ class MixingLaws(LawBaseline):
                                if min(v - lo, hi - v) < 1e-6]
         return Law(predict, params, x, value)
 
+    @staticmethod
+    def _explicit_thetas(history: History, rng: np.random.Generator, restarts: int) -> tuple[list[str], np.ndarray]:
+        """(names the objective reads, (m, k + 2) fitted explicit laws, one row per name)."""
+        names, L = loss_matrix(history)
+        if L.min() <= 0:
+            raise LawFitError(f"the explicit law needs positive losses (c_i > 0), got a minimum of {L.min():.4g}")
+        space, X = history.space, history.X()
+        own = [space.index(n) if n in space.domains else None for n in names]
+        return names, np.array([fit_exponential(X, L[:, i], own[i], rng, restarts) for i in range(len(names))])
+
     def fit_losses(self, history: History):
         """The explicit per-loss laws fitted to the completed trials, without searching an optimum:
         a function (p, k) mixtures -> (p, m) predicted losses, columns in the order of the losses
@@ -188,15 +194,9 @@ class MixingLaws(LawBaseline):
         import scipy.optimize  # noqa: F401  (loads scipy's BLAS before the limit below, so it applies)
         from threadpoolctl import threadpool_limits
 
-        names, L = loss_matrix(history)
-        if L.min() <= 0:
-            raise LawFitError(f"the explicit law needs positive losses (c_i > 0), got a minimum of {L.min():.4g}")
-        space, X = history.space, history.X()
-        rng = np.random.default_rng([self.seed, len(X)])
-        own = [space.index(n) if n in space.domains else None for n in names]
+        rng = np.random.default_rng([self.seed, len(history.completed)])
         with threadpool_limits(1):
-            thetas = np.array([fit_exponential(X, L[:, i], own[i], rng, self.n_restarts or DEFAULT_RESTARTS["explicit"])
-                               for i in range(len(names))])
+            _, thetas = self._explicit_thetas(history, rng, self.n_restarts or DEFAULT_RESTARTS["explicit"])
         return lambda P: np.exp(thetas[:, 0]) + np.exp(thetas[:, 1] + np.atleast_2d(P) @ thetas[:, 2:].T)
 
     def _optimum(self, history: History, predict, value_grad, worst=None) -> tuple[np.ndarray, float]:

@@ -203,7 +203,7 @@ def resolve(config: BenchmarkConfig) -> dict:
     methods = {**b.methods, **(_references(b.methods, space, objective) if b.references else {})}
     fixed = []
     for label, m in methods.items():
-        _check_fair(label, m, b.budget, space)
+        _check_fair(label, m, b.budget)
         optimizer = get_optimizer(m.name, seed=b.seeds[0], **m.params)
         if (label in b.fixed or label not in b.methods) if b.fixed is not None else not optimizer.proposes_distinct:
             fixed.append(label)
@@ -225,14 +225,12 @@ def _references(methods: dict, space, objective) -> dict:
     out = {"uniform": ComponentConfig("uniform")}
     if space.prior is not None:
         out["prior"] = ComponentConfig("prior")
-    named = [objective.target] if objective.kind == "target" else \
-        list(objective.weights or {}) if objective.kind == "weighted" else list(objective.domains or [])
-    if any(d in space.domains for d in named):
+    if any(d in space.domains for d in objective.named()):
         out["focus"] = ComponentConfig("focus")
     return {label: m for label, m in out.items() if m.name not in names and label not in methods}
 
 
-def _check_fair(label: str, method: ComponentConfig, budget: int, space) -> None:
+def _check_fair(label: str, method: ComponentConfig, budget: int) -> None:
     """ConfigError when a method's parameters would give it another budget or prior than the rest."""
     given = method.params.get("budget")
     if given is not None and given != budget:

@@ -106,6 +106,15 @@ class Objective:
         """
         return cls.parse(_olmix_spec(path))
 
+    def named(self) -> list[str]:
+        """The loss names the objective names itself (its target, its weighted losses, its `domains`),
+        in its own order; [] when it reads every reported loss or task families."""
+        if self.kind == "target":
+            return [self.target]
+        if self.kind == "weighted":
+            return list(self.weights or {})
+        return [] if self.kind == "families" else list(self.domains or [])
+
     def required(self, losses: Mapping[str, float]) -> list[str]:
         """The loss names this objective reads, in a stable order. `losses`: the reported losses (only
         their names are used); "mean"/"worst" without domains read them all, "families" resolves
