@@ -39,15 +39,16 @@ def test_initial_design_is_center_then_sobol_and_continues(space5):
     assert {p.source for p in nxt} == {"bo/init"}
 
 
-@pytest.mark.parametrize("model", ["per_domain", "scalar"])
+@pytest.mark.parametrize("model,prior_mean", [("per_domain", "constant"), ("scalar", "constant"),
+                                              ("lowrank", "constant"), ("per_domain", "law"), ("scalar", "law")])
 @pytest.mark.parametrize("objective", ["mean", "worst", "target:pes2o",
                                        {"kind": "weighted", "weights": {"books": 1.0, "cc": 3.0}}])
-def test_gp_step_for_every_model_and_objective(seedlike, model, objective):
+def test_gp_step_for_every_model_and_objective(seedlike, model, prior_mean, objective):
     space = bomix.MixtureSpace(seedlike.domains)
     X = space.sample(12, method="sobol", seed=1)
     h = history_from(space, X, seedlike.true_losses, objective=objective)
-    out = BayesOpt(seed=0, model=model, **FAST).suggest(h, 2)
-    assert [p.source for p in out] == ["bo/gp", "bo/gp"]
+    out = BayesOpt(seed=0, model=model, prior_mean=prior_mean, **FAST).suggest(h, 2)
+    assert out[0].source == "bo/gp" and out[1].source in ("bo/gp", "bo/dedup")  # dedup: a repeat replaced
     for p in out:
         space.validate(p.weights)
     assert np.abs(out[0].weights - out[1].weights).max() > 1e-6

@@ -272,33 +272,45 @@ class Landscape(Evaluator):
 
 
 class MixingLaw(Landscape):
-    """Ye et al.'s data mixing law (arXiv:2403.16952, Eq. 7), one per validation domain:
+    """Ye et al.'s data mixing law (arXiv:2403.16952, Eq. 7), one per validation metric:
 
         L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)
 
-    with parameters drawn from `seed`: c_i ~ U[2, 4] and k_i ~ U[0.5, 2] nats/token; t_ii ~
-    -k * U[0.8, 1.6] (a domain's own data helps it most, with diminishing returns; scaled with k so
-    that at its uniform share 1/k a domain sits at exp(-0.8 .. -1.6)); t_ij ~ U[-0.8, 0.4] for
-    j != i (smaller transfers of either sign). The mean loss is convex, and its optimum is
-    interior for most seeds (about 9 in 10 for k = 5 to 20). Baselines that fit this law can be
-    checked against c_, k_ and t_.
+    with parameters drawn from `seed`: c_i ~ U[2, 4] and k_i ~ U[0.5, 2] nats/token; each metric i
+    has a home domain h(i) = i mod k with t_{i,h(i)} ~ -k * U[0.8, 1.6] (a domain's own data helps
+    it most, with diminishing returns; scaled with k so that at its uniform share 1/k a domain sits
+    at exp(-0.8 .. -1.6)); every other t_ij ~ U[-0.8, 0.4] (smaller transfers of either sign). The
+    mean loss is convex, and its optimum is interior for most seeds (about 9 in 10 for k = 5 to 20).
+    Baselines that fit this law can be checked against c_, k_ and t_.
 
     k: number of domains (>= 2). domains: their names, default d0..d{k-1}.
-    Attributes: c_ (k,), k_ (k,), t_ (k, k).
+    metrics: number of validation metrics m (None: one per domain, named after the domains; an
+        integer >= 1: named m0..m{m-1}), e.g. 110 for an olmix-sized task suite.
+    Attributes: c_ (m,), k_ (m,), t_ (m, k).
     """
 
     family = "mixing_law"
 
     def __init__(self, *, k: int = 10, domains=None, seed: int = 0, noise_sd: float = 0.0,
-                 sleep_s: float = 0.0, objective="mean"):
+                 sleep_s: float = 0.0, objective="mean", metrics: int | None = None):
         self.k = k
+        self.metrics = metrics
+        if metrics is not None and (isinstance(metrics, bool) or not isinstance(metrics, (int, np.integer))
+                                    or metrics < 1):
+            raise ConfigError(f"metrics must be an integer >= 1 or None, got {metrics!r}")
+        self._names = None if metrics is None else tuple(f"m{i}" for i in range(metrics))
         super().__init__(domains=_domain_names(_check_k(k), domains), seed=seed, noise_sd=noise_sd,
                          sleep_s=sleep_s, objective=objective)
+        m = k if metrics is None else int(metrics)
         rng = _param_rng(seed)
-        self.c_ = rng.uniform(2.0, 4.0, k)
-        self.k_ = rng.uniform(0.5, 2.0, k)
-        self.t_ = rng.uniform(-0.8, 0.4, (k, k))
-        np.fill_diagonal(self.t_, -k * rng.uniform(0.8, 1.6, k))
+        self.c_ = rng.uniform(2.0, 4.0, m)
+        self.k_ = rng.uniform(0.5, 2.0, m)
+        self.t_ = rng.uniform(-0.8, 0.4, (m, k))
+        self.t_[np.arange(m), np.arange(m) % k] = -k * rng.uniform(0.8, 1.6, m)
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return self.domains if self._names is None else self._names
 
     def true_loss_matrix(self, x: np.ndarray) -> np.ndarray:
         return self.c_ + self.k_ * np.exp(np.asarray(x, dtype=float) @ self.t_.T)

@@ -4,13 +4,17 @@ All k weights are model inputs; the simplex is the equality constraint sum(r) = 
 BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an implied "last" one.
 
     initial design   the space's center (uniform, or the closest feasible point; center=False
-                     leaves it out) + scrambled Sobol points on the capped simplex
-                     (MixtureSpace.sample), n_init in all (default max(6, k + 2), at most
-                     DESIGN_SHARE of the campaign's budget)
-    model            "per_domain" (default): one GP per validation loss the objective reads
-                     (log losses, batched independent GPs), composed into the study's objective
-                     (mean / weighted / worst / target) through an MC objective;
-                     "scalar": one GP on the objective value
+                     leaves it out), the space's prior when it has one, then scrambled Sobol
+                     points on the capped simplex (MixtureSpace.sample), n_init in all (default
+                     min(max(6, k + 2), 10), at most a quarter of the campaign's budget)
+    model            "auto" (default): "per_domain" up to 8 losses, else "lowrank";
+                     "per_domain": one GP per validation loss the objective reads (log losses,
+                     batched independent GPs), composed into the study's objective (mean /
+                     weighted / families / worst / target) through an MC objective;
+                     "lowrank": GPs on the leading principal components of those log losses;
+                     "scalar": one GP on the objective value (bomix.optimizers.bo_models)
+    prior mean       "constant" (default) or "law": a fitted data mixing law per loss, the GPs
+                     modelling its residual
     GP               BoTorch's SingleTaskGP defaults: RBF-ARD kernel with the dimension-scaled
                      lengthscale prior, learned homoskedastic noise, standardised outcomes
     acquisition      qLogNoisyExpectedImprovement; RUNNING trials are pending points, and so are
@@ -35,12 +39,17 @@ import warnings
 import numpy as np
 
 from bomix.errors import ConfigError
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation, design_cap
+from bomix.optimizers import bo_models
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
 
 log = logging.getLogger("bomix")
 
-MODELS = ("per_domain", "scalar")
+MODELS = ("auto", "per_domain", "lowrank", "scalar")
+PRIOR_MEANS = ("constant", "law")
 SCORE_BATCH = 256  # candidates scored per acquisition call
+INIT_MAX = 10     # the initial design stops growing with k here: a GP learns from 10 points at k = 64
+INIT_SHARE = 0.25  # ... and takes at most this share of the campaign's budget (a quarter, not the
+                   # DESIGN_SHARE half the harness allows), so bo models most of its trials
 FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
                    # k=5, n=64 (same value as with no limit), at half the time
 
@@ -72,11 +81,14 @@ class BayesOpt(Optimizer):
     """GP-based Bayesian optimisation of the mixture (see the module docstring).
 
     seed: seeds the initial design and every random choice of the acquisition step.
-    n_init: size of the initial design (center + Sobol); None: max(6, k + 2), at most
-        DESIGN_SHARE (1/2) of the campaign's budget (History.budget).
+    n_init: size of the initial design (center, prior, Sobol); None: min(max(6, k + 2), INIT_MAX)
+        and at most INIT_SHARE (1/4) of the campaign's budget (History.budget).
     center: start the design at the space's center; False: Sobol points only.
-    model: "per_domain" or "scalar".
-    log_losses: model log(loss) per domain ("per_domain" only): losses blow up as a weight -> 0.
+    model: what the GPs model: "auto" (default), "per_domain", "lowrank" or "scalar" (see
+        bomix.optimizers.bo_models: auto = one GP per loss up to 8 losses, else low rank).
+    prior_mean: "constant" (BoTorch's default) or "law": the GPs model what a fitted data mixing
+        law leaves (bo_models.fit_law).
+    log_losses: model log(loss) per loss (not "scalar"): losses blow up as a weight -> 0.
     num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
         (best posterior mean anywhere in the space).
@@ -85,11 +97,13 @@ class BayesOpt(Optimizer):
 
     name = "bo"
 
-    def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "per_domain",
-                 log_losses: bool = True, num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
+    def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
+                 prior_mean: str = "constant", log_losses: bool = True, num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
                  recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
+        if prior_mean not in PRIOR_MEANS:
+            raise ConfigError(f"bo prior_mean must be one of {list(PRIOR_MEANS)}, got {prior_mean!r}")
         if recommend_over not in ("evaluated", "simplex"):
             raise ConfigError(f"bo recommend_over must be 'evaluated' or 'simplex', got {recommend_over!r}")
         if not isinstance(center, bool):
@@ -104,6 +118,7 @@ class BayesOpt(Optimizer):
         self.n_init = n_init
         self.center = center
         self.model = model
+        self.prior_mean = prior_mean
         self.log_losses = log_losses
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -116,14 +131,19 @@ class BayesOpt(Optimizer):
         """The initial design's size for k domains and a campaign of `budget` trials (None: unknown)."""
         if self.n_init is not None:
             return self.n_init
-        return max(6, k + 2) if budget is None else min(max(6, k + 2), design_cap(budget))
+        size = min(max(6, k + 2), INIT_MAX)
+        return size if budget is None else min(size, max(2, int(budget * INIT_SHARE)))
 
     def initial_design(self, space, size: int) -> np.ndarray:
-        """(size, k): the space's center (unless center=False), then scrambled Sobol points (a pure
-        function of seed)."""
-        if not self.center:
-            return space.sample(size, method="sobol", seed=self.seed)
-        return np.vstack([space.center[None], space.sample(max(size - 1, 0), method="sobol", seed=self.seed)])[:size]
+        """(size, k): the space's center (unless center=False), its prior (natural token shares,
+        when the space has one), then scrambled Sobol points (a pure function of seed)."""
+        anchors = [space.center] if self.center else []
+        if space.prior is not None:
+            prior = space.project(space.prior)
+            if not anchors or np.abs(prior - anchors[0]).max() > 1e-6:
+                anchors.append(prior)
+        rest = space.sample(max(size - len(anchors), 0), method="sobol", seed=self.seed)
+        return np.vstack([*(a[None] for a in anchors), rest])[:size]
 
     def suggest(self, history: History, n: int = 1) -> list[Proposal]:
         space = history.space
@@ -202,37 +222,57 @@ class BayesOpt(Optimizer):
         return (self.seed * 7919 + len(history.trials)) % 2**31
 
     # -- the model ----------------------------------------------------------------------------
-    def _targets(self, history: History):
-        """(names, (n, m) targets to maximise or model) for the completed trials."""
-        done = history.completed
-        if self.model == "scalar":
-            return None, -history.y()[:, None]
-        names = history.objective.required(done[0].losses)
-        Y = np.array([[t.losses[name] for name in names] for t in done], dtype=float)
-        return names, (np.log(Y) if self.log_losses else Y)
-
     def _fit(self, history: History):
-        """Fit the GP(s); return (model, MC objective or None)."""
+        """Fit the GP(s); return (model, MC objective or None). See bomix.optimizers.bo_models for
+        what is modelled (per loss, low rank, scalar) and the law prior mean."""
         import torch
         from botorch.acquisition.objective import GenericMCObjective
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskGP
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        names, Y = self._targets(history)
-        X = torch.as_tensor(history.X(), dtype=torch.double)
-        Yt = torch.as_tensor(Y, dtype=torch.double)
+        done = history.completed
+        X = history.X()
+        names = history.objective.required(done[0].losses)
+        kind = bo_models.resolve(self.model, len(names))
+        L = np.array([[t.losses[name] for name in names] for t in done], dtype=float)
+        Y = np.log(L) if self.log_losses else L  # the modelled outputs
+        law = bo_models.fit_law(X, np.log(L)) if self.prior_mean == "law" else None
+        compose = _composer(history.objective, names, self.log_losses)
+
+        def law_outputs(Xq):  # the law's prediction of the modelled outputs at Xq (torch)
+            logl = law.log_losses(Xq)
+            return logl if self.log_losses else logl.exp()
+
+        if kind == "scalar":  # one GP on -objective, less the law's -objective
+            target = -history.y()[:, None]
+            if law is not None:
+                target = target + compose(law_outputs(torch.as_tensor(X, dtype=torch.double))).numpy()[:, None]
+            lowrank, decode = None, None
+        else:
+            target = Y if law is None else Y - law_outputs(torch.as_tensor(X, dtype=torch.double)).numpy()
+            lowrank = bo_models.LowRank.fit(target) if kind == "lowrank" else None
+            if lowrank is not None:
+                target = lowrank.encode(target)
+        Xt = torch.as_tensor(X, dtype=torch.double)
+        Yt = torch.as_tensor(target, dtype=torch.double)
         Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
-        model = SingleTaskGP(X, Yt)
+        model = SingleTaskGP(Xt, Yt)
         try:
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
                              optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
         except Exception as e:  # keep the prior-initialised hyperparameters
             log.warning("bo: GP fit failed (%s); using default hyperparameters", e)
-        if names is None:
-            return model, None
-        compose = _composer(history.objective, names, self.log_losses)
-        return model, GenericMCObjective(lambda samples, X=None: -compose(samples))
+        if kind == "scalar":
+            if law is None:
+                return model, None
+            return model, GenericMCObjective(lambda samples, X: samples[..., 0] - compose(law_outputs(X)))
+
+        def outputs(samples, Xq):  # GP samples -> modelled outputs (log losses) at Xq
+            out = lowrank.decode(samples) if lowrank is not None else samples
+            return out if law is None else out + law_outputs(Xq)
+
+        return model, GenericMCObjective(lambda samples, X: -compose(outputs(samples, X)))
 
     def _acquisition(self, model, objective, X_base, X_pending, history: History, j: int):
         import torch
@@ -258,7 +298,7 @@ class BayesOpt(Optimizer):
                 if objective is None:
                     return -post.mean[:, 0].numpy(), post.variance[:, 0].sqrt().numpy()
                 samples = post.rsample(torch.Size([512]))  # (S, p, m): marginal draws per point
-                values = -objective(samples)
+                values = -objective(samples, Xt)
                 return values.mean(0).numpy(), values.std(0).numpy()
 
     def recommend(self, history: History) -> Recommendation | None:

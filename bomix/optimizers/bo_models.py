@@ -1,0 +1,144 @@
+"""What bo's GPs model, and how samples of it become the objective: outputs, low rank, law mean.
+
+bo never asks a GP for the objective directly unless told to ("scalar"). It models the losses the
+objective reads, in log space (losses blow up as a weight -> 0), and maps posterior samples of them
+to the objective through an MC objective. This module holds the two ways to keep that cheap and
+the one way to make it smarter:
+
+    per_domain   one GP per loss the objective reads (batched independent GPs)
+    lowrank      the losses' standardised log values projected on their leading principal
+                 components (enough for LOWRANK_VARIANCE of the variance, at most LOWRANK_MAX):
+                 p GPs instead of m, so 110 task metrics cost about as much as 8
+    scalar       one GP on the objective value
+    auto         per_domain for up to AUTO_MAX_OUTPUTS losses, else lowrank (the documented rule;
+                 experiments/bench_suggest_time.py and experiments/bench_bo.py measure it)
+
+    prior mean "law"   a data mixing law per loss, L_j(r) = c_j + k_j exp(t_j . r) (Ye et al.'s
+                 explicit law; olmix's log-linear exp(c) + exp(t . r) is the same family), fitted
+                 to the history by relative least squares; the GPs model the log losses minus the
+                 law's, and the law is added back before the objective. Where the law is right bo
+                 is as good as the law; where it is wrong the GP corrects it.
+
+Everything is a pure function of the history: the law's fit starts from a deterministic point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+AUTO_MAX_OUTPUTS = 8     # auto: per-loss GPs up to this many losses, a low-rank model beyond
+LOWRANK_VARIANCE = 0.99  # lowrank keeps the fewest components that explain this share of variance
+LOWRANK_MAX = 8          # ... but never more than this many GPs
+LAW_MAXITER = 200        # L-BFGS iterations of the law's fit (all losses at once)
+
+
+def resolve(model: str, m: int) -> str:
+    """The model kind `auto` stands for with m modelled losses (other kinds unchanged)."""
+    if model != "auto":
+        return model
+    return "per_domain" if m <= AUTO_MAX_OUTPUTS else "lowrank"
+
+
+@dataclass(frozen=True)
+class Law:
+    """A fitted mixing law per loss: L_j(r) = c_j + k_j exp(t_j . r), with c_j, k_j >= 0."""
+
+    c: np.ndarray  # (m,)
+    k: np.ndarray  # (m,)
+    T: np.ndarray  # (m, k)
+
+    def log_losses(self, X):
+        """(..., m) predicted log losses at (..., k) mixtures; torch in, torch out (numpy too)."""
+        import torch
+
+        if isinstance(X, np.ndarray):
+            return self.log_losses(torch.as_tensor(X, dtype=torch.double)).numpy()
+        c, k, T = (torch.as_tensor(v, dtype=X.dtype) for v in (self.c, self.k, self.T))
+        return torch.log(c + k * torch.exp(X @ T.T))
+
+
+def _amplitudes(E, Y, W):
+    """Per loss, the (c, k) >= 0 minimising sum_n W (c + k E - Y)^2 for fixed exponentials E (n, m):
+    the two-variable linear least squares in closed form, then the bound each violates, if any."""
+    import torch
+
+    s0, s1, s2 = W.sum(0), (W * E).sum(0), (W * E * E).sum(0)
+    y0, y1 = (W * Y).sum(0), (W * E * Y).sum(0)
+    det = torch.clamp(s0 * s2 - s1 * s1, min=1e-300)
+    c, k = (s2 * y0 - s1 * y1) / det, (s0 * y1 - s1 * y0) / det
+    only_k, only_c = torch.clamp(y1 / s2, min=0.0), torch.clamp(y0 / s0, min=0.0)
+    c, k = torch.where(c < 0, 0.0, c), torch.where(c < 0, only_k, k)
+    c, k = torch.where(k < 0, only_c, c), torch.where(k < 0, 0.0, k)
+    return torch.where(c + k > 0, c, y0 / s0), k
+
+
+def fit_law(X: np.ndarray, logL: np.ndarray) -> Law:
+    """Fit the law to (n, k) mixtures and their (n, m) log losses, every loss at once.
+
+    Variable projection: for fixed transfers T the law is linear in (c, k), solved exactly with
+    c, k >= 0 (`_amplitudes`), so L-BFGS searches T alone. The error is relative (L - L_hat) / L,
+    about the error in log L. T starts from the linearised law, the regression of
+    log(L - 0.9 min L) on r; starting from T = 0 cannot work, since exp(t . r) is constant on the
+    simplex when t is. Deterministic: a pure function of (X, logL)."""
+    import torch
+
+    Xt = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(logL, dtype=torch.double).exp()
+    k = Xt.shape[1]
+    W = Y ** -2.0
+    Z = torch.log(torch.clamp(Y - 0.9 * Y.min(0).values, min=1e-9))
+    Xc, Zc = Xt - Xt.mean(0), Z - Z.mean(0)
+    T = torch.linalg.solve(Xc.T @ Xc + 1e-3 * torch.eye(k, dtype=torch.double), Xc.T @ Zc).T.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([T], max_iter=LAW_MAXITER, line_search_fn="strong_wolfe", tolerance_grad=1e-10,
+                            tolerance_change=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        E = torch.exp(Xt @ T.T)
+        c, kk = _amplitudes(E, Y, W)
+        total = (W * (c + kk * E - Y) ** 2).mean(0).sum()
+        total.backward()
+        return total
+
+    try:
+        opt.step(closure)
+    except RuntimeError:  # a diverged search keeps the linearised start
+        pass
+    with torch.no_grad():
+        if not torch.isfinite(T).all():
+            T = torch.zeros_like(T)
+        c, kk = _amplitudes(torch.exp(Xt @ T.T), Y, W)
+    return Law(c.numpy().copy(), kk.numpy().copy(), T.detach().numpy().copy())
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """Standardised outputs projected on their leading principal components."""
+
+    mean: np.ndarray   # (m,)
+    scale: np.ndarray  # (m,)
+    basis: np.ndarray  # (p, m), orthonormal rows
+
+    @classmethod
+    def fit(cls, Y: np.ndarray) -> LowRank:
+        mean = Y.mean(0)
+        scale = Y.std(0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        Z = (Y - mean) / scale
+        _, s, Vt = np.linalg.svd(Z, full_matrices=False)
+        share = np.cumsum(s ** 2) / max(float((s ** 2).sum()), 1e-300)
+        p = int(min(LOWRANK_MAX, np.searchsorted(share, LOWRANK_VARIANCE) + 1, len(s)))
+        return cls(mean, scale, Vt[:p])
+
+    def encode(self, Y: np.ndarray) -> np.ndarray:
+        """(n, m) -> (n, p) component scores."""
+        return ((Y - self.mean) / self.scale) @ self.basis.T
+
+    def decode(self, S):
+        """(..., p) torch scores -> (..., m) outputs."""
+        import torch
+
+        basis, mean, scale = (torch.as_tensor(v, dtype=S.dtype) for v in (self.basis, self.mean, self.scale))
+        return mean + (S @ basis) * scale

@@ -1,0 +1,92 @@
+"""Time per `bo` suggestion at the sizes issue 13 sets targets for, beside a machine-speed line.
+
+Each case builds a history of n completed trials (random mixtures evaluated on a landscape with
+noise) and times `suggest(history, 1)` of each bo model, 5 calls, torch on one thread. The first
+line is the median time of a fixed float64 matrix product (1024 x 1024 @ 1024 x 1024), so figures
+from machines of different speed can be compared: divide by it.
+
+    case         landscape                         trials   target
+    k5           seedlike (k = 5, 5 losses)          64     <= 0.5 s
+    k17          mixing_law k = 17 (17 losses)      128     <= 3 s
+    k64_m110     mixing_law k = 64, 110 metrics      64     <= 5 s
+
+    python experiments/bench_suggest_time.py                 # default model, every case
+    python experiments/bench_suggest_time.py --models auto per_domain scalar lowrank
+
+Run from the repository root, with nothing else running (times on a busy machine mean little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+CASES = {  # name -> (landscape parameters, completed trials, target seconds)
+    "k5": (dict(name="seedlike"), 64, 0.5),
+    "k17": (dict(name="mixing_law", k=17), 128, 3.0),
+    "k64_m110": (dict(name="mixing_law", k=64, metrics=110), 64, 5.0),
+}
+CALLS = 5
+
+
+def matmul_reference() -> float:
+    """Median seconds of one 1024 x 1024 float64 matrix product on one thread."""
+    import torch
+
+    a = torch.randn(1024, 1024, dtype=torch.double, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def history_for(case: str):
+    import bomix
+    from bomix.evaluators import get_evaluator
+
+    land, n, _ = CASES[case]
+    ev = get_evaluator("landscape", noise_sd=0.017, seed=0, **land)
+    space = bomix.MixtureSpace(ev.domains)
+    X = space.sample(n, method="random", seed=1)
+    trials = tuple(bomix.Trial(i, space.to_mixture(x), state=bomix.TrialState.COMPLETED, proposed_by="bo/init",
+                               losses=ev.evaluate(x, bomix.TrialContext(i, i)).losses) for i, x in enumerate(X))
+    return bomix.History(space, bomix.Objective("mean"), trials, budget=n + 1)
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    import bomix
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[None], help="bo models to time (default: bo's default)")
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    print(f"reference: 1024x1024 float64 matmul, one thread: {matmul_reference() * 1e3:.1f} ms")
+    for case in args.cases:
+        history = history_for(case)
+        target = CASES[case][2]
+        for model in args.models:
+            opt = bomix.get_optimizer("bo", seed=0, **({} if model is None else {"model": model}))
+            times = []
+            for _ in range(CALLS):
+                start = time.perf_counter()
+                opt.suggest(history, 1)
+                times.append(time.perf_counter() - start)
+            med = float(np.median(times))
+            print(f"{case:<9} k={history.space.k:<3} m={len(history.completed[0].losses):<4} "
+                  f"n={len(history.completed):<4} bo model={model or 'default':<11} suggest median {med:6.2f} s "
+                  f"(min {min(times):.2f}, max {max(times):.2f})  target <= {target} s: "
+                  f"{'met' if med <= target else f'MISSED by {med - target:.2f} s'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
