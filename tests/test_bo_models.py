@@ -110,3 +110,22 @@ def test_initial_design_starts_at_center_then_prior():
     np.testing.assert_allclose(design[1], [0.5, 0.3, 0.1, 0.1])
     plain = BayesOpt(seed=0).initial_design(bomix.MixtureSpace(list("abcd")), 4)  # no prior: Sobol next
     assert np.abs(plain[1] - [0.5, 0.3, 0.1, 0.1]).max() > 0.05
+
+
+def test_fit_law_survives_a_diverged_search(law_landscape, monkeypatch):
+    """A search that ends in NaN (seen on a 17-domain pool) must not poison the GP: each such loss
+    falls back to the linearised law it started from."""
+    import torch
+
+    def diverge(self, closure):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.data.fill_(float("nan"))
+
+    ev, _, X, held = law_landscape
+    monkeypatch.setattr(torch.optim.LBFGS, "step", diverge)
+    law = bo_models.fit_law(X, np.log(ev.true_loss_matrix(X)))
+    pred = law.log_losses(held)
+    assert np.isfinite(pred).all()
+    flat = np.abs(np.log(ev.true_loss_matrix(X)).mean(0) - np.log(ev.true_loss_matrix(held))).mean()
+    assert np.abs(pred - np.log(ev.true_loss_matrix(held))).mean() < flat  # the start, not the flat law

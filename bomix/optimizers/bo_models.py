@@ -74,6 +74,16 @@ def _amplitudes(E, Y, W):
     return torch.where(c + k > 0, c, y0 / s0), k
 
 
+def _unusable(X, T, c, k):
+    """(m,) True for each loss whose law has a non-finite parameter or a non-positive or
+    non-finite prediction at the trials X."""
+    import torch
+
+    pred = c + k * torch.exp(X @ T.T)
+    return ~(torch.isfinite(T).all(1) & torch.isfinite(c) & torch.isfinite(k) & torch.isfinite(pred).all(0)
+             & (pred > 0).all(0))
+
+
 def fit_law(X: np.ndarray, logL: np.ndarray) -> Law:
     """Fit the law to (n, k) mixtures and their (n, m) log losses, every loss at once.
 
@@ -90,7 +100,8 @@ def fit_law(X: np.ndarray, logL: np.ndarray) -> Law:
     W = Y ** -2.0
     Z = torch.log(torch.clamp(Y - 0.9 * Y.min(0).values, min=1e-9))
     Xc, Zc = Xt - Xt.mean(0), Z - Z.mean(0)
-    T = torch.linalg.solve(Xc.T @ Xc + 1e-3 * torch.eye(k, dtype=torch.double), Xc.T @ Zc).T.clone().requires_grad_(True)
+    start = torch.linalg.solve(Xc.T @ Xc + 1e-3 * torch.eye(k, dtype=torch.double), Xc.T @ Zc).T
+    T = start.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([T], max_iter=LAW_MAXITER, line_search_fn="strong_wolfe", tolerance_grad=1e-10,
                             tolerance_change=1e-14)
 
@@ -107,10 +118,20 @@ def fit_law(X: np.ndarray, logL: np.ndarray) -> Law:
     except RuntimeError:  # a diverged search keeps the linearised start
         pass
     with torch.no_grad():
-        if not torch.isfinite(T).all():
-            T = torch.zeros_like(T)
+        T = T.detach().clone()
+        # A loss whose search diverged (non-finite parameters or predictions) keeps its linearised
+        # start, and if that too is unusable gets the flat law (its weighted mean): the GP then
+        # models it alone, as with a constant prior mean.
+        for fallback in (start, torch.zeros_like(T)):
+            c, kk = _amplitudes(torch.exp(Xt @ T.T), Y, W)
+            bad = _unusable(Xt, T, c, kk)
+            if not bad.any():
+                break
+            T[bad] = fallback[bad]
         c, kk = _amplitudes(torch.exp(Xt @ T.T), Y, W)
-    return Law(c.numpy().copy(), kk.numpy().copy(), T.detach().numpy().copy())
+        bad = _unusable(Xt, T, c, kk)
+        c, kk = torch.where(bad, (W * Y).sum(0) / W.sum(0), c), torch.where(bad, 0.0, kk)
+    return Law(c.numpy().copy(), kk.numpy().copy(), T.numpy().copy())
 
 
 @dataclass(frozen=True)
