@@ -82,7 +82,7 @@ def test_every_method_runs_distinct_logged_runs_and_recommends_one_it_evaluated(
         assert sources[f"{method}/design"] == 6 and sources[f"{method}/ranked"] == 6, sources
 
 
-def test_a_law_whose_optimum_is_an_unevaluated_run_recommends_an_evaluated_one(tmp_path, pool_ev):
+def test_a_law_whose_optimum_is_an_unevaluated_run_recommends_the_best_evaluated_one(tmp_path, pool_ev):
     law = get_optimizer("regmix", seed=0, regressor="linear", n0=6)
     s = bomix.create_study(tmp_path / "s", space=pool_ev.space, optimizer=law, seed=0, pool=pool_ev.pool)
     s.optimize(pool_ev, 8, show_progress=False)
@@ -90,10 +90,11 @@ def test_a_law_whose_optimum_is_an_unevaluated_run_recommends_an_evaluated_one(t
     assert own.trial is None
     rec = s.recommend()
     done = [t for t in s.trials if t.state is TrialState.COMPLETED]
-    assert rec.trial is not None and rec.weights == s.trials[rec.trial].weights
-    predicted = law.predict(s.history(), np.array([t.x for t in done]))[0]
-    assert rec.value == pytest.approx(predicted.min())  # the best-predicted evaluated run, its prediction
-    assert rec.source.endswith("best-predicted evaluated run")
+    values = [s.objective(t.losses) for t in done]
+    best = done[int(np.argmin(values))]
+    assert rec.trial == best.number and rec.weights == best.weights  # the best logged run, not a prediction
+    assert rec.value == pytest.approx(min(values)) and rec.sd is None
+    assert rec.source == "best evaluated logged run"
 
 
 def test_random_search_on_a_pool_is_seeded_and_resumes(tmp_path, pool_ev):

@@ -23,10 +23,14 @@ interior points is one of a few dense "hub" runs, so snapping a Sobol design pil
 the logged mixtures themselves spreads the design, and the random subset keeps seeds apart.
 
 Once every run is taken the optimizer's proposal is passed through (the evaluator answers with
-its nearest run: a replicate). The recommendation is always a run the study evaluated: the
-optimizer's own when it is one, else the evaluated run with the best predicted objective (when
-the optimizer has a model, `predict`), else the best observed run; a model's preference for an
-unevaluated run is never reported as a measured value.
+its nearest run: a replicate). The recommendation, for every method, is the evaluated run with
+the best logged value. A replayed pool is deterministic: a run's logged value is all the
+evidence there is about it, and asking again returns the same number, so a model's smoothed
+value (a GP's posterior mean shrinks the logged values towards what its kernel can fit, which on
+17 sparse domains is mostly misfit) can only pick a run whose logged value is worse. Measured on
+the RegMix pool, Pile-CC target, 20 seeds: bo found the pool's best run in every seed but its
+posterior mean deployed a run 0.014 worse on average. A model's preference for an unevaluated run
+is never reported as a measured value; `predict` still gives its view of any run.
 """
 
 from __future__ import annotations
@@ -132,24 +136,11 @@ class PoolSearch(Optimizer):
         return self.optimizer.predict(history, X)
 
     def recommend(self, history: History) -> Recommendation | None:
-        """A run the study evaluated (see the module docstring)."""
-        done = history.completed
-        if not done:
+        """The best logged run the study evaluated (see the module docstring)."""
+        rec = Optimizer.recommend(self, history)
+        if rec is None:
             return None
-        rec = self.optimizer.recommend(history)
-        X = history.X()
-        if rec is not None:
-            x = history.space.as_array(rec.weights)
-            if np.abs(X - x).sum(axis=1).min() < SAME:
-                return rec
-        predicted = self.optimizer.predict(history, X) if len(done) >= 2 else None
-        if predicted is None:
-            return Optimizer.recommend(self, history)
-        mean, sd = predicted
-        i = int(np.argmin(mean))
-        source = (rec.source if rec is not None else self.name) + ", best-predicted evaluated run"
-        return Recommendation(dict(done[i].weights), float(mean[i]), None if sd is None else float(sd[i]), source,
-                              done[i].number)
+        return Recommendation(rec.weights, rec.value, None, "best evaluated logged run", rec.trial)
 
 
 def _as_proposal(p) -> Proposal:

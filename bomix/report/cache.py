@@ -30,7 +30,7 @@ from bomix.trial import TrialState
 
 log = logging.getLogger("bomix")
 FILE = "summary.json"
-FORMAT = "bomix.summary/1"
+FORMAT = "bomix.summary/2"  # 2: pool studies recommend their best evaluated run (optimizers/pool.py)
 
 
 def study_summary(study, evaluator=None) -> dict:
