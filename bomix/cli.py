@@ -199,6 +199,46 @@ def cmd_data_info(args) -> None:
     print(_dataset_table(json.loads(path.read_text())))
 
 
+def cmd_mixture_export(args) -> None:
+    from bomix.integrations import mixture_from, render, write_mixture
+
+    weights, what = mixture_from(args.source, trial=args.trial, which="best" if args.best else "recommended")
+    if args.output is None:
+        sys.stdout.write(render(weights, args.format, args.mapping))  # stdout stays pure: pipe it to a file
+        print(f"bomix: {what}, as {args.format}", file=sys.stderr)
+    else:
+        write_mixture(weights, args.format, args.output, args.mapping)
+        print(f"wrote {args.output}: {what}, as {args.format}")
+
+
+def cmd_data_tokens(args) -> None:
+    from bomix.integrations import count_tokens, space_snippet, write_tokens
+    from bomix.integrations.space_config import write_text_atomic
+
+    tokens = count_tokens(args.source, dtype=args.dtype)
+    factor = 1.0 if args.repetition_factor is None else args.repetition_factor
+    lines = [f"{'domain':<16} {'tokens':>16}" + (f" {'cap':>8}" if args.target_tokens else "")]
+    for d, n in tokens.items():
+        cap = f" {min(1.0, factor * n / args.target_tokens):>8.4f}" if args.target_tokens else ""
+        lines.append(f"{d:<16} {n:>16,}{cap}")
+    if args.target_tokens:
+        lines.append(f"caps = min(1, {factor:g} x tokens / {args.target_tokens:,.0f}) (repetition_factor x tokens / "
+                     "target_tokens)")
+    if args.into is not None:
+        write_tokens(args.into, tokens, target_tokens=args.target_tokens, repetition_factor=args.repetition_factor)
+        print("\n".join(lines))
+        print(f"wrote [space] tokens into {args.into}")
+        return
+    snippet = space_snippet(tokens, args.target_tokens, args.repetition_factor)
+    if args.output is not None:
+        write_text_atomic(args.output, snippet)
+        print("\n".join(lines))
+        print(f"wrote {args.output}")
+    else:
+        print("\n".join(lines), file=sys.stderr)  # stdout is the TOML snippet alone
+        sys.stdout.write(snippet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bomix import __version__
 
@@ -269,6 +309,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("info", help="print a dataset's manifest as a table")
     p.add_argument("dir", type=Path, help="dataset directory")
     p.set_defaults(func=cmd_data_info)
+    p = data_sub.add_parser("tokens", help="token counts per domain from a mapping's data files or a bomix "
+                                           "dataset, as [space] tokens (for caps)")
+    p.add_argument("source", type=Path, help="a mapping file (domain -> Megatron prefixes, .npy or raw token files) "
+                                             "or a bomix dataset directory")
+    p.add_argument("--dtype", choices=["uint8", "uint16", "uint32", "int32", "int64"], default=None,
+                   help="token dtype of raw token files (OLMo-core's .npy token files are raw; no header)")
+    p.add_argument("--target-tokens", type=float, default=None, help="token budget of the run the mixture is for")
+    p.add_argument("--repetition-factor", type=float, default=None, help="epochs allowed per domain (default 1)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--into", type=Path, default=None,
+                       help="merge into this campaign config's [space], keeping everything else")
+    where.add_argument("-o", "--output", type=Path, default=None, help="write the TOML snippet here (default stdout)")
+    p.set_defaults(func=cmd_data_tokens)
+
+    from bomix.integrations.formats import FORMATS  # standard library only: --help stays light
+
+    p = sub.add_parser("mixture", help="a mixture in a trainer's own form (OLMo-core, Megatron, torchtitan, ...)")
+    mixture_sub = p.add_subparsers(dest="mixture_command", required=True, metavar="ACTION")
+    p = mixture_sub.add_parser("export", help="write a study's (or a JSON file's) mixture for a trainer")
+    p.add_argument("source", type=Path, metavar="STUDY_OR_JSON",
+                   help="a study directory (its recommended mixture) or a mixture JSON file ({domain: weight} or "
+                        "a trial's mixture.json)")
+    p.add_argument("--format", required=True, choices=FORMATS, help="the trainer's form")
+    p.add_argument("--mapping", type=Path, default=None,
+                   help="TOML file mapping each domain to its data (required by every trainer format)")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--trial", type=int, default=None, help="export this trial's mixture instead")
+    pick.add_argument("--best", action="store_true", help="the best observed mixture instead of the recommended one")
+    p.add_argument("-o", "--output", type=Path, default=None, help="file to write (default stdout)")
+    p.set_defaults(func=cmd_mixture_export)
     return parser
 
 

@@ -321,7 +321,7 @@ def test_get_params_rebuilds_the_command_evaluator(tmp_path):
                        env={"X": "1"}, cwd=str(tmp_path), metrics_name="out/m.json")
     params = ev.get_params()
     assert params == {"command": ["python", "train.py", "{mixture}"], "domains": tuple(DOMAINS), "timeout_s": 5.5,
-                      "env": {"X": "1"}, "cwd": str(tmp_path), "metrics_name": "out/m.json"}
+                      "env": {"X": "1"}, "cwd": str(tmp_path), "metrics_name": "out/m.json", "mapping": None}
     assert CommandEvaluator(**params).get_params() == params
     assert json.loads(json.dumps(params)) == {**params, "domains": DOMAINS}
 

@@ -10,6 +10,10 @@ The protocol, for a trial numbered n whose directory is D (the study's trials/<n
                       character other than A-Z and 0-9 replaced by "_": "web:news" -> WEB_NEWS)
     placeholders      {mixture} {metrics} {seed} {trial} {trial_dir} {python} in any argument are
                       replaced by the same paths and numbers ({python}: this interpreter)
+    {mixture:FORMAT}  the mixture in a trainer's own form (olmo-core, torchtitan, megatron, litgpt,
+                      levanter, gpt-neox, json, yaml), written to D/mixture-FORMAT.EXT through the
+                      evaluator's `mapping` (domain -> data); the placeholder becomes that path and
+                      BOMIX_MIXTURE_<FORMAT> holds it too (bomix/integrations/placeholders.py)
     D/stdout.log, D/stderr.log    what the command prints; D/command.json the argv, cwd and env it got
     D/<metrics_name>  written by the command before it exits with status 0 (default metrics.json):
                       {"losses": {name: nats/token, ...},                    required, non-empty
@@ -44,6 +48,7 @@ from pathlib import Path
 
 from bomix.errors import ConfigError, EvaluationError
 from bomix.evaluators.base import Evaluator, TrialContext
+from bomix.integrations.placeholders import env_name, placeholder_formats, prepare, write_trial_files
 from bomix.trial import Evaluation
 
 KILL_GRACE_S = 10.0  # seconds between SIGTERM and SIGKILL when a command is stopped
@@ -237,7 +242,11 @@ class CommandEvaluator(Evaluator):
 
     command: the program and its arguments, a list of strings or one string split like a shell
         would (no shell runs it: no pipes, globs or $VARS); placeholders {mixture} {metrics}
-        {seed} {trial} {trial_dir} {python} are substituted in each argument.
+        {seed} {trial} {trial_dir} {python} are substituted in each argument, and
+        {mixture:FORMAT} by the trial's mixture written in that trainer's form.
+    mapping: the data mapping {mixture:FORMAT} needs (a TOML file path or a table; see
+        bomix/integrations/mapping.py), checked here: its paths must exist and its domains match
+        `domains` when both are given.
     domains: the training domains the command expects, in order (the study checks them), or None
         for any.
     timeout_s: wall-clock limit per trial in seconds, or None for none; past it the trial FAILS.
@@ -249,7 +258,7 @@ class CommandEvaluator(Evaluator):
     name = "command"
 
     def __init__(self, *, command, domains=None, timeout_s: float | None = None, env: Mapping | None = None,
-                 cwd: str | os.PathLike | None = None, metrics_name: str = "metrics.json"):
+                 cwd: str | os.PathLike | None = None, metrics_name: str = "metrics.json", mapping=None):
         self._argv = _split_command(command)
         if timeout_s is not None:
             _check_positive("timeout_s", timeout_s)
@@ -274,6 +283,9 @@ class CommandEvaluator(Evaluator):
         self.env = env
         self.cwd = cwd
         self.metrics_name = metrics_name
+        self.mapping = mapping
+        self._formats = placeholder_formats(self._argv)
+        self._mapping = prepare(mapping, self._formats, self.domains)  # a bad mapping launches nothing
 
     @property
     def argv(self) -> list[str]:
@@ -302,6 +314,8 @@ class CommandEvaluator(Evaluator):
         _write_json(mixture, {"weights": weights, "seed": context.seed, "trial": context.number})
         values = {"mixture": str(mixture), "metrics": str(metrics), "seed": str(context.seed),
                   "trial": str(context.number), "trial_dir": str(directory), "python": sys.executable}
+        files = write_trial_files(weights, self._formats, self._mapping, directory)
+        values.update({f"mixture:{fmt}": path for fmt, path in files.items()})
         argv = []
         for arg in self._argv:
             for key, value in values.items():
@@ -311,6 +325,7 @@ class CommandEvaluator(Evaluator):
         added.update({"BOMIX_MIXTURE": str(mixture), "BOMIX_METRICS": str(metrics), "BOMIX_SEED": str(context.seed),
                       "BOMIX_TRIAL": str(context.number), "BOMIX_TRIAL_DIR": str(directory)})
         added.update({var: repr(weights[d]) for d, var in _weight_variables(weights).items()})
+        added.update({env_name(fmt): path for fmt, path in files.items()})
         env = {**os.environ, **added}
         env.setdefault("PYTHONUNBUFFERED", "1")  # Python trainers' prints reach stdout.log as they happen
         cwd = None if self.cwd is None else Path(self.cwd).expanduser()
