@@ -13,10 +13,11 @@ import pytest
 
 import bomix
 from bomix.errors import ConfigError
+from bomix.evaluators.base import Evaluator, TrialContext
 from bomix.evaluators.landscapes import landscape
 from bomix.runners import TooManyFailuresError, get_runner
 from bomix.testing import FaultInjector
-from bomix.trial import TrialState
+from bomix.trial import Evaluation, TrialState
 
 
 def make(tmp_path, name="s", **kwargs):
@@ -125,6 +126,65 @@ def test_an_unpicklable_evaluator_is_refused_by_the_process_runner(tmp_path):
     with pytest.raises(ConfigError, match="must be picklable"):
         study.optimize(ev, 2, 2, runner="process")
     assert not study.trials
+
+
+class Batching(Evaluator):
+    """A landscape scored up to max_batch mixtures per evaluate_many call (as ProxyEvaluator(stack=K)
+    trains them), recording each trial's batch; trials in `fail` fail inside their batch, a trial in
+    `hang` hangs its whole batch."""
+
+    name = "batching"
+
+    def __init__(self, *, evaluator, max_batch: int, fail=(), hang=()):
+        self.evaluator, self.max_batch, self.fail, self.hang = evaluator, max_batch, set(fail), set(hang)
+        self.domains = evaluator.domains
+
+    def evaluate(self, weights, context=None):
+        (result,) = self.evaluate_many([weights], [context or TrialContext()])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def evaluate_many(self, weights, contexts):
+        numbers = [c.number for c in contexts]
+        print(f"batch {numbers}", flush=True)  # lands in every trial's worker.log
+        if self.hang & set(numbers):
+            time.sleep(3600)
+        return [RuntimeError(f"diverged in trial {c.number}") if c.number in self.fail else
+                Evaluation(losses=self.evaluator.evaluate(w, c).losses, extra={"batch": numbers, "pid": os.getpid()})
+                for w, c in zip(weights, contexts)]
+
+
+def test_process_runner_hands_a_worker_up_to_max_batch_trials_each_told_alone(tmp_path):
+    study, ev = make(tmp_path)
+    batching = Batching(evaluator=ev, max_batch=3, fail={4}, hang={13})
+    study.optimize(batching, 16, 6, runner="process", timeout=10, max_failures=5, show_progress=False)
+    assert study.n_finished == 16 and max_in_flight(study) <= 6
+    by_number = {t.number: t for t in study.trials}
+    done = [t for t in study.trials if t.state is TrialState.COMPLETED]
+    batches = {tuple(t.extra["batch"]) for t in done}
+    assert max(map(len, batches)) == 3 and all(t.number in t.extra["batch"] for t in done)
+    assert len({t.extra["pid"] for t in done}) <= 2  # 6 trials in flight in batches of 3: two workers
+    for t in done:  # each trial's own result, told on its own
+        assert t.losses == ev.evaluate(t.weights, TrialContext(t.number, t.seed)).losses
+    assert by_number[4].state is TrialState.FAILED and "diverged in trial 4" in by_number[4].error
+    assert all(u.state is TrialState.COMPLETED for u in study.trials if u.number != 4 and 4 in u.extra.get("batch", ()))
+    timed_out = {t.number for t in study.trials if t.state is TrialState.FAILED and t.number != 4}
+    assert 13 in timed_out and len(timed_out) <= 3  # the hung batch's trials, and only those
+    assert all(by_number[n].error.startswith("timed out") for n in timed_out)
+    for t in done:  # the batch's log is in each of its trials' directories
+        assert f"batch {t.extra['batch']}" in (study.trial_dir(t.number) / "worker.log").read_text()
+
+
+def test_batches_need_a_batching_runner_and_an_evaluator_declaring_them(tmp_path):
+    study, ev = make(tmp_path)
+    study.optimize(Batching(evaluator=ev, max_batch=3), 3, show_progress=False)  # inline: one at a time
+    assert [t.extra["batch"] for t in study.trials] == [[0], [1], [2]]
+    faulty = FaultInjector(evaluator=ev, faults={1: "raise"})  # Evaluator's default: one by one, failures kept
+    out = faulty.evaluate_many([t.weights for t in study.trials[:2]], [TrialContext(0, 0), TrialContext(1, 1)])
+    assert isinstance(out[0], Evaluation) and isinstance(out[1], RuntimeError) and faulty.max_batch == 1
+    with pytest.raises(ConfigError, match="max_batch must be an integer >= 1, got 0"):
+        study.optimize(Batching(evaluator=ev, max_batch=0), 2, 2, runner="process", show_progress=False)
 
 
 DRIVER = textwrap.dedent("""

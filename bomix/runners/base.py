@@ -6,6 +6,11 @@ trial is asked for while the others are still pending (the optimizer sees them a
 so a slow trial never holds the others up. A subclass says how to start, watch and stop one trial
 (`submit`, `wait`, `cancel`); the loop, the timeouts, the retries and the failure limit live here.
 
+Batches: a runner that declares `batches = True` (the process runner) hands an evaluator whose
+`max_batch` is K > 1 up to K trials at once (`submit_batch`: one worker, one evaluate_many call),
+still asked one at a time from the study and told one at a time; a trial that fails in a batch
+fails alone, while what kills the batch's worker or timeout fails the trials it held.
+
 Faults become data, and the campaign goes on: an evaluator exception, a NaN, infinite or missing
 loss, a trial over its `timeout`, a worker process killed or out of memory, a lost Ray task or a
 failed Slurm job each make the trial FAILED with its reason and the tail of its log
@@ -100,19 +105,24 @@ def run_trial(evaluator, weights, context: TrialContext, capture: bool = False) 
     the log's tail into the error of a failed trial.
     """
     path = Path(context.directory) / LOG_NAME if capture and context.directory is not None else None
-    with _captured(path):
+    with captured(path):
         try:
             evaluation = evaluator.evaluate(dict(weights), context)
             if not isinstance(evaluation, Evaluation):
                 raise EvaluationError(f"evaluate() must return an Evaluation, got {type(evaluation).__name__}")
             return Outcome(evaluation=evaluation)
         except Exception as e:  # noqa: BLE001 - every failure of a trial is data
-            error = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exception(e))[-ERROR_TAIL:]
+            error = describe_error(e)
     return Outcome(error=error + log_tail(path))
 
 
+def describe_error(e: BaseException) -> str:
+    """A failed trial's error: the exception's one-line summary, then its traceback's tail."""
+    return f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exception(e))[-ERROR_TAIL:]
+
+
 @contextlib.contextmanager
-def _captured(path: Path | None):
+def captured(path: Path | None):
     """Redirect file descriptors 1 and 2 (so child processes' output too) to `path`, appending."""
     if path is None:
         yield
@@ -211,6 +221,7 @@ class Runner(ABC):
     name: str = ""
     parallel: bool = True  # False: one trial at a time in this process (the inline runner)
     can_time_out: bool = True
+    batches: bool = False  # True: submit_batch gives an evaluator with max_batch > 1 several trials at once
 
     def run(self, study, evaluator, n_trials: int, n_parallel: int = 1, *, policy: FaultPolicy | None = None,
             show_progress: bool | None = None) -> None:
@@ -221,6 +232,7 @@ class Runner(ABC):
         if policy.timeout is not None and not self.can_time_out:
             raise ConfigError(f"the {self.name} runner cannot stop a trial that runs in its own process, so it "
                               f"takes no timeout (got {policy.timeout!r}); use runner 'process', 'ray' or 'slurm'")
+        batch = self._batch_size(evaluator)
         flights: list[Flight] = []
         progress = _Progress(study, n_trials, show_progress)
         counts = {"failed": 0, "finished": 0}
@@ -237,7 +249,11 @@ class Runner(ABC):
             while True:
                 with study.batch():  # trials that start together share one fsync of the journal
                     while len(flights) < n_parallel and study.n_finished + len(flights) < n_trials:
-                        flights.append(self._start(study, evaluator, policy))
+                        if batch == 1:
+                            flights.append(self._start(study, evaluator, policy))
+                        else:
+                            n = min(batch, n_parallel - len(flights), n_trials - study.n_finished - len(flights))
+                            flights.extend(self._start_batch(study, policy, n))
                 if not flights:
                     break
                 now = time.monotonic()
@@ -249,7 +265,7 @@ class Runner(ABC):
                         self._finish(study, flight, outcome, policy, counts)
                         progress.update(study)
                     now = time.monotonic()
-                    for flight in [f for f in flights if f.deadline <= now]:
+                    for flight in [f for f in flights if f.deadline <= now]:  # a batch shares one deadline
                         flights.remove(flight)
                         self.cancel(flight.handle)
                         error = (f"timed out: stopped after {policy.timeout:g} s (the runner's timeout)"
@@ -285,6 +301,29 @@ class Runner(ABC):
             study.tell(trial, state="abandoned", error="could not be started")
             raise
         return Flight(trial, handle, deadline=self._deadline(policy))
+
+    def _batch_size(self, evaluator) -> int:
+        """Trials per submit: the evaluator's max_batch where this runner batches, else 1."""
+        if not self.batches:
+            return 1
+        size = getattr(evaluator, "max_batch", 1)  # Evaluator declares it (default 1); a duck-typed one may not
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"an evaluator's max_batch must be an integer >= 1, got {size!r}")
+        return size
+
+    def _start_batch(self, study, policy: FaultPolicy, n: int) -> list[Flight]:
+        """Ask n trials one at a time (each sees the others pending) and start them together."""
+        trials = []
+        try:
+            for _ in range(n):
+                trials.extend(study.ask(1))
+            handle = self.submit_batch(study, trials)
+        except BaseException:
+            for trial in trials:
+                study.tell(trial, state="abandoned", error="could not be started")
+            raise
+        deadline = self._deadline(policy)
+        return [Flight(trial, handle, deadline=deadline) for trial in trials]
 
     def _finish(self, study, flight: Flight, outcome: Outcome, policy: FaultPolicy, counts: dict) -> None:
         trial = flight.trial
@@ -326,6 +365,11 @@ class Runner(ABC):
     @abstractmethod
     def submit(self, study, trial) -> Any:
         """Start `trial` (RUNNING) and return a handle on it."""
+
+    def submit_batch(self, study, trials) -> Any:
+        """Start `trials` (RUNNING) together, as one evaluate_many call, and return one handle on them
+        all; only runners that declare `batches = True` are asked to."""
+        raise NotImplementedError(f"the {self.name} runner does not start trials in batches")
 
     @abstractmethod
     def wait(self, flights: list[Flight], timeout: float) -> list[tuple[Flight, Outcome]]:

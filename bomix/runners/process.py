@@ -5,6 +5,12 @@ thread state is inherited) that evaluates one trial at a time. Where GPUs exist,
 one of them, CUDA_VISIBLE_DEVICES=gpus[i % len(gpus)], for its whole life, so 8 workers on an
 8-GPU machine train 8 proxies at once, one per GPU.
 
+An evaluator with max_batch = K > 1 (ProxyEvaluator(stack=K)) gets up to K trials per worker, in
+one evaluate_many call: n_parallel still counts trials in flight, so n_parallel = 8 x K keeps 8
+workers busy (worker i is started only when a batch needs it). Each trial of a batch is told to
+the study on its own; a trial the evaluator fails fails alone, a dead or timed-out worker fails
+the trials it held.
+
 Why not concurrent.futures.ProcessPoolExecutor: one killed worker (the OOM killer, a timeout)
 breaks that pool and fails every trial in flight. Here a worker that dies fails only its own
 trial, with its exit status and log tail, and a fresh worker takes its slot.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import pickle
@@ -25,9 +32,12 @@ import shutil
 import signal
 import subprocess
 from multiprocessing.connection import wait as mp_wait
+from pathlib import Path
 
-from bomix.errors import ConfigError
-from bomix.runners.base import LOG_NAME, Outcome, Runner, die_with_parent, log_tail, run_trial, signal_name
+from bomix.errors import ConfigError, EvaluationError
+from bomix.runners.base import (LOG_NAME, Outcome, Runner, captured, describe_error, die_with_parent, log_tail,
+                                run_trial, signal_name)
+from bomix.trial import Evaluation
 
 log = logging.getLogger("bomix")
 
@@ -55,8 +65,44 @@ def _name_process(name: str) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(15, name.encode()[:15])
 
 
+def run_trials(evaluator, items, capture: bool = False) -> list[Outcome]:
+    """Evaluate several trials, (weights, context) pairs, with one evaluator.evaluate_many call.
+    Never raises an evaluator's error: a trial the evaluator fails fails alone; if evaluate_many
+    itself raises, every trial gets that error.
+
+    capture: as run_trial, into the first trial's worker.log, hard-linked into every other trial's
+    directory (where the file system allows), so each trial's log shows the batch that ran it.
+    """
+    paths = [Path(c.directory) / LOG_NAME if capture and c.directory is not None else None for _, c in items]
+    for path in paths[1:] if paths[0] is not None else []:
+        with contextlib.suppress(OSError):
+            paths[0].parent.mkdir(parents=True, exist_ok=True)
+            paths[0].touch()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(paths[0], path)
+    with captured(paths[0]):
+        try:
+            results = evaluator.evaluate_many([dict(w) for w, _ in items], [c for _, c in items])
+            if not isinstance(results, list) or len(results) != len(items):
+                raise EvaluationError(f"evaluate_many() must return a list of one result per mixture ({len(items)}), "
+                                      f"got {type(results).__name__} {str(results)[:200]}")
+        except Exception as e:  # noqa: BLE001 - what fails the batch fails each of its trials
+            results = [e] * len(items)
+    outcomes = []
+    for result in results:
+        if isinstance(result, Evaluation):
+            outcomes.append(Outcome(evaluation=result))
+        else:
+            error = describe_error(result) if isinstance(result, BaseException) else (
+                f"EvaluationError: evaluate_many() must give an Evaluation or an exception per mixture, got "
+                f"{type(result).__name__}")
+            outcomes.append(Outcome(error=error + log_tail(paths[0])))
+    return outcomes
+
+
 def _worker(conn, payload: bytes, gpu: str | None, index: int = 0) -> None:
-    """A worker's life: unpickle the evaluator once, then evaluate trials until told to stop."""
+    """A worker's life: unpickle the evaluator once, then evaluate batches of trials (a list of
+    (number, weights, context), usually of one) until told to stop; answers [(number, Outcome), ...]."""
     os.setsid()  # its own process group: the driver can stop the trial with everything it started
     die_with_parent()
     _name_process(f"bomix-worker-{index}")  # pgrep bomix-worker finds them
@@ -74,13 +120,19 @@ def _worker(conn, payload: bytes, gpu: str | None, index: int = 0) -> None:
             return
         if task is None:
             return
-        number, weights, context = task
-        outcome = Outcome(error=broken) if broken else run_trial(evaluator, weights, context, capture=True)
+        numbers = [number for number, _, _ in task]
+        if broken:
+            outcomes = [Outcome(error=broken) for _ in task]
+        elif len(task) == 1:
+            _, weights, context = task[0]
+            outcomes = [run_trial(evaluator, weights, context, capture=True)]
+        else:
+            outcomes = run_trials(evaluator, [(weights, context) for _, weights, context in task], capture=True)
         try:
-            conn.send((number, outcome))
+            conn.send(list(zip(numbers, outcomes)))
         except (OSError, pickle.PicklingError) as e:
             with contextlib.suppress(OSError):
-                conn.send((number, Outcome(error=f"the trial's result could not be sent back: {e}")))
+                conn.send([(n, Outcome(error=f"the trial's result could not be sent back: {e}")) for n in numbers])
             return
 
 
@@ -90,7 +142,7 @@ class _Slot:
     def __init__(self, index: int, gpu: str | None):
         self.index, self.gpu = index, gpu
         self.process = self.conn = None
-        self.number: int | None = None  # the trial it runs, if any
+        self.numbers: list[int] = []  # the trials it runs, if any
 
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
@@ -114,7 +166,7 @@ class _Slot:
             self.process.join(10)
         self.conn.close()
         self.process = self.conn = None
-        self.number = None
+        self.numbers = []
 
     def __repr__(self) -> str:
         pid = None if self.process is None else self.process.pid
@@ -133,6 +185,7 @@ class ProcessRunner(Runner):
     """
 
     name = "process"
+    batches = True
 
     def __init__(self, *, gpus="auto", start_method: str = "spawn"):
         if not (gpus is None or gpus == "auto" or (isinstance(gpus, (list, tuple))
@@ -150,65 +203,68 @@ class ProcessRunner(Runner):
             raise ConfigError(f"the process runner sends the evaluator to worker processes, so it must be "
                               f"picklable; {type(evaluator).__name__} is not: {e}") from e
         gpus = detect_gpus() if self.gpus == "auto" else [str(g) for g in (self.gpus or [])]
-        if gpus and len(gpus) < n_parallel:
-            log.warning("process runner: %d workers share %d GPUs (%s)", n_parallel, len(gpus), ",".join(gpus))
+        workers = math.ceil(n_parallel / self._batch_size(evaluator))  # what n_parallel trials keep busy
+        if gpus and len(gpus) < workers:
+            log.warning("process runner: %d workers share %d GPUs (%s)", workers, len(gpus), ",".join(gpus))
         self._ctx = mp.get_context(self.start_method)
         self._slots = [_Slot(i, gpus[i % len(gpus)] if gpus else None) for i in range(n_parallel)]
         self._study = study
 
     def submit(self, study, trial):
-        slot = next(s for s in self._slots if s.number is None)
+        return self.submit_batch(study, [trial])
+
+    def submit_batch(self, study, trials):
+        """Send the trials to an idle worker (started if need be) as one task; the handle is its slot."""
+        slot = next(s for s in self._slots if not s.numbers)  # n_parallel slots: one is idle while trials < n_parallel
         if not slot.alive():
             if slot.process is not None:
                 slot.kill()
             slot.start(self._ctx, self._payload)
-        slot.number = trial.number
-        slot.conn.send((trial.number, dict(trial.weights), self.context(study, trial)))
+        slot.numbers = [t.number for t in trials]
+        slot.conn.send([(t.number, dict(t.weights), self.context(study, t)) for t in trials])
         return slot
 
     def wait(self, flights, timeout):
+        by_slot: dict[int, list] = {}
         watch = {}
         for f in flights:
-            watch[f.handle.conn] = f
-            watch[f.handle.process.sentinel] = f
+            by_slot.setdefault(id(f.handle), []).append(f)
+            watch[f.handle.conn] = watch[f.handle.process.sentinel] = f.handle
         ready = mp_wait(list(watch), timeout)
         ended, seen = [], set()
-        for flight in (watch[r] for r in ready):
-            if id(flight) in seen:
-                continue
-            seen.add(id(flight))
-            outcome = self._collect(flight)
-            if outcome is not None:
-                ended.append((flight, outcome))
+        for slot in (watch[r] for r in ready):
+            if id(slot) not in seen:
+                seen.add(id(slot))
+                ended += self._collect(slot, by_slot[id(slot)])
         return ended
 
-    def _collect(self, flight) -> Outcome | None:
-        """The flight's outcome: its result, or why its worker died; None if it is still running."""
-        slot = flight.handle
+    def _collect(self, slot: _Slot, flights) -> list:
+        """[(flight, outcome)] for the slot's flights: their results, or why its worker died; [] while it runs."""
         if slot.conn.poll():
             try:
-                number, outcome = slot.conn.recv()
+                answers = dict(slot.conn.recv())
             except (EOFError, OSError):
-                outcome = None
+                answers = None
             else:
-                slot.number = None
-                if number != flight.trial.number:  # cannot happen: one trial per worker at a time
-                    return Outcome(error=f"the worker answered for trial {number}, not {flight.trial.number}")
-                return outcome
+                slot.numbers = []
+                missing = Outcome(error="the worker sent back no result for this trial")  # cannot happen
+                return [(f, answers.get(f.trial.number, missing)) for f in flights]
         if slot.process.is_alive():
-            return None
+            return []
         slot.process.join(5)
         reason = signal_name(slot.process.exitcode)
         slot.kill()
-        return Outcome(error=f"the worker process died while running the trial ({reason}: killed, or out of memory)"
-                             + log_tail(self._study.trial_dir(flight.trial.number) / LOG_NAME))
+        held = f" (with {len(flights) - 1} more trials in its batch)" if len(flights) > 1 else ""
+        return [(f, Outcome(error=f"the worker process died while running the trial{held} ({reason}: killed, "
+                                  "or out of memory)" + log_tail(self._study.trial_dir(f.trial.number) / LOG_NAME)))
+                for f in flights]
 
     def cancel(self, handle) -> None:
         handle.kill()
 
     def close(self) -> None:
         for slot in getattr(self, "_slots", []):
-            if slot.alive() and slot.number is None:
+            if slot.alive() and not slot.numbers:
                 with contextlib.suppress(OSError):
                     slot.conn.send(None)
         for slot in getattr(self, "_slots", []):

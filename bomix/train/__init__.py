@@ -8,6 +8,9 @@ Or from a shell (what the "proxy" evaluator runs in a subprocess, one trial per 
 
     python -m bomix.train data/corpus --mixture mixture.json --metrics metrics.json --seed 0
 
+Several proxies of one small shape train faster together, their parameters stacked on a model axis
+(train_many; `--mixture A --metrics A.out --mixture B --metrics B.out` from the shell).
+
 This package knows nothing of the rest of bomix: it needs torch, numpy and tokenizers only.
 Importing it is light; torch loads when the model or the trainer is first used.
 """
@@ -25,6 +28,9 @@ _LAZY = {
     "TrainConfig": "bomix.train.trainer",
     "TrainResult": "bomix.train.trainer",
     "train": "bomix.train.trainer",
+    "train_many": "bomix.train.stacked",
+    "StackedGPT": "bomix.train.stacked",
+    "linear_cross_entropy": "bomix.train.fused_ce",
     "build_dataset": "bomix.train.data",
     "DomainData": "bomix.train.data",
     "MixtureSampler": "bomix.train.data",

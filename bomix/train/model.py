@@ -7,6 +7,8 @@ the vocabulary. No biases anywhere (as in open_lm, the seed study's trainer), so
 unless `tie_embeddings=False` (the seed study's 25M proxy is untied; see PRESETS).
 
 Shapes: token ids (B, T) int64 with T <= block_size; logits (B, T, vocab_size); loss in nats/token.
+GPT(config, fused_ce=True) computes the loss with bomix.train.fused_ce.linear_cross_entropy, which
+never holds the whole (B, T, vocab) logits; forward then returns no logits with the loss.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bomix.train.fused_ce import linear_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -117,9 +121,10 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, *, fused_ce: bool = False):
         super().__init__()
         self.config = config
+        self.fused_ce = fused_ce  # loss by chunks of tokens (bomix.train.fused_ce): no whole logits
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
@@ -153,7 +158,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         """idx: (B, T) token ids. Returns (logits (B, T, vocab), mean cross-entropy in nats/token or
-        None when targets (B, T) are not given)."""
+        None when targets (B, T) are not given). With fused_ce and targets the logits are None."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length must be <= block_size={self.config.block_size}, got {T}")
@@ -161,7 +166,10 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))
+        x = self.ln_f(x)
+        if self.fused_ce and targets is not None:
+            return None, linear_cross_entropy(x.view(B * T, -1), self.lm_head.weight, targets.reshape(-1))
+        logits = self.lm_head(x)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

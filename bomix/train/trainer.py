@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from bomix.train.data import DomainData, MixtureSampler
+from bomix.train.fused_ce import FUSED_CE_MIN_VOCAB
 from bomix.train.model import GPT, GPTConfig, count_params, get_preset
 
 TOKENS_PER_PARAM = 20  # Chinchilla (Hoffmann et al., 2022): compute-optimal training uses about 20
@@ -35,6 +36,9 @@ TOKENS_PER_PARAM = 20  # Chinchilla (Hoffmann et al., 2022): compute-optimal tra
 # 3e-3 beat 1e-3 and 1e-2 in a sweep on the test corpus. The others are interpolated guesses (smaller
 # models tolerate larger steps); sweep them before a real campaign.
 PRESET_LR = {"seed25m": 3e-4, "5m": 1e-3, "1.5m": 2e-3, "small": 2e-3, "tiny": 3e-3}
+
+STEADY_AFTER = 10  # cost["steady_tokens_per_s"] leaves out the first min(10, steps // 2) steps: torch.compile
+                   # and the CUDA allocator's warm-up happen there, and a short run would hide its speed
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class TrainConfig:
     eval_tokens: int = 65536            # validation tokens per domain per evaluation (at most val.bin)
     device: str = "auto"                # "auto" (cuda when available), "cpu" or "cuda"
     compile: bool | None = None         # torch.compile; None = on for cuda, off for cpu
+    fused_ce: bool | None = None        # chunked head + cross-entropy (fused_ce.py); None = on when the
+                                        # vocabulary has >= FUSED_CE_MIN_VOCAB (16384) ids
     threads: int | None = None          # torch CPU threads; None = torch's default
     seed: int = 0                       # model init and batch order; same seed on CPU = same losses
 
@@ -104,6 +110,36 @@ def resolve_model(config: TrainConfig, vocab_size: int) -> GPTConfig:
     config's block size."""
     model = config.model or get_preset(config.preset)
     return replace(model, vocab_size=vocab_size, block_size=config.block_size or model.block_size)
+
+
+def use_fused_ce(config: TrainConfig, vocab_size: int) -> bool:
+    """config.fused_ce, or when None whether the vocabulary is large enough for the chunked loss to pay."""
+    return config.fused_ce if config.fused_ce is not None else vocab_size >= FUSED_CE_MIN_VOCAB
+
+
+def resolve_device(config: TrainConfig) -> tuple[str, bool, Callable]:
+    """(device, whether to torch.compile, an autocast context factory) for a run of `config`."""
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be available, got 'cuda' with no CUDA device (use --device auto or cpu)")
+    device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
+    device = "cpu" if device == "auto" else device
+    use_compile = config.compile if config.compile is not None else device == "cuda"
+    if device == "cuda":  # bf16 matmuls under autocast; the loss itself is computed in fp32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        return device, use_compile, lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    # fp32 on CPU: bf16 is slower there, and exact reproducibility is the point
+    return device, use_compile, contextlib.nullcontext
+
+
+def steady_start(max_steps: int) -> int:
+    """The step after which the steady-state throughput clock starts (0: the run is too short)."""
+    return min(STEADY_AFTER, max_steps // 2)
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that a clock read next measures it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def default_tokens(model: GPTConfig) -> int:
@@ -175,17 +211,8 @@ def train(data: DomainData | str | Path, weights: Mapping[str, float], config: T
     log = log or (lambda line: None)
     data = data if isinstance(data, DomainData) else DomainData(data)
 
-    # 1. Where and how: device, precision, threads.
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be available, got 'cuda' with no CUDA device (use --device auto or cpu)")
-    device = "cuda" if config.device == "auto" and torch.cuda.is_available() else config.device
-    device = "cpu" if device == "auto" else device
-    use_compile = config.compile if config.compile is not None else device == "cuda"
-    if device == "cuda":  # bf16 matmuls under autocast; the loss itself is computed in fp32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
-    else:  # fp32 on CPU: bf16 is slower there, and exact reproducibility is the point
-        autocast = contextlib.nullcontext
+    # 1. Where and how: device, precision (bf16 autocast on cuda, fp32 on cpu), threads.
+    device, use_compile, autocast = resolve_device(config)
     # Same seed, same losses on CPU: every op here has a deterministic CPU kernel for a fixed thread
     # count (the tests check it). torch.use_deterministic_algorithms is not set: it imports
     # torch._inductor, 1.7 s per trial on a busy 2-core host, and guards nothing more here.
@@ -203,8 +230,10 @@ def train(data: DomainData | str | Path, weights: Mapping[str, float], config: T
         tokens = config.tokens or default_tokens(model_config)
         max_steps = max(1, tokens // (B * T))
         evals = eval_schedule(max_steps, config)
+        fused_ce = use_fused_ce(config, model_config.vocab_size)
+        steady_from = steady_start(max_steps)
         torch.manual_seed(config.seed)
-        model = GPT(model_config).to(device)
+        model = GPT(model_config, fused_ce=fused_ce).to(device)
         n_params = model.num_params()
         decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices and embeddings
         no_decay = [p for p in model.parameters() if p.dim() < 2]  # LayerNorm scales
@@ -215,7 +244,7 @@ def train(data: DomainData | str | Path, weights: Mapping[str, float], config: T
 
         # 3. The loop.
         curves = {d: [] for d in data.val_domains}
-        train_loss, t_train, t_eval = float("nan"), 0.0, 0.0
+        train_loss, t_train, t_eval, t_steady = float("nan"), 0.0, 0.0, 0.0
         t0 = time.perf_counter()
         for step in range(max_steps):
             lr = lr_at(step, max_steps, config)
@@ -229,6 +258,9 @@ def train(data: DomainData | str | Path, weights: Mapping[str, float], config: T
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if step + 1 == steady_from:
+                synchronize(device)
+                t_steady = t_train + time.perf_counter() - t0
 
             if step + 1 in evals:
                 train_loss = loss.item()
@@ -252,9 +284,11 @@ def train(data: DomainData | str | Path, weights: Mapping[str, float], config: T
     seconds = time.perf_counter() - t_start
     cost = {"seconds": seconds, "train_seconds": t_train, "eval_seconds": t_eval, "tokens": trained,
             "params": n_params, "non_embedding_params": model.num_params(non_embedding=True),
-            "tokens_per_s": trained / t_train if t_train > 0 else 0.0, "flops": 6.0 * n_params * trained}
+            "tokens_per_s": trained / t_train if t_train > 0 else 0.0, "flops": 6.0 * n_params * trained,
+            "steady_tokens_per_s": (max_steps - steady_from) * B * T / (t_train - t_steady)
+            if steady_from and t_train > t_steady else 0.0}
     extra = {**sampler.stats(), "weights": sampler.weights, "steps": max_steps, "tokens_per_step": B * T,
-             "train_loss": train_loss, "device": device, "compile": use_compile,
+             "train_loss": train_loss, "device": device, "compile": use_compile, "fused_ce": fused_ce,
              "dtype": "bfloat16" if device == "cuda" else "float32", "torch": torch.__version__,
              "config": {**asdict(config), "model": model_config.to_dict(), "tokens": trained},
              "dataset": str(data.path)}
