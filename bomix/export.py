@@ -21,6 +21,7 @@ from bomix.errors import ConfigError, EvaluationError, InvalidWeightsError
 from bomix.trial import TrialState
 
 KEYS = ("run", "name", "index")
+FIDELITY = "fidelity"  # the scale column of a multi-fidelity study's export: a key, never a domain or loss
 
 
 def trials_dataframe(study, objective):
@@ -31,13 +32,17 @@ def trials_dataframe(study, objective):
         row = {"number": t.number, "state": t.state.value,
                "value": objective(t.losses) if t.losses is not None and _scorable(objective, t.losses) else None,
                "proposed_by": t.proposed_by, "seed": t.seed, "retry_of": t.retry_of}
+        if any(u.fidelity is not None for u in study.trials):  # multi-fidelity: the scale each trial ran at
+            row["fidelity"] = t.fidelity
         row.update({f"w_{d}": w for d, w in t.weights.items()})
         row.update({f"loss_{n}": v for n, v in (t.losses or {}).items()})
         row.update({f"cost_{n}": v for n, v in (t.cost or {}).items()})
         row.update({"error": t.error, "created_at": _ts(t.created_at), "finished_at": _ts(t.finished_at),
                     "duration_s": t.duration})
         rows.append(row)
-    columns = ["number", "state", "value", "proposed_by", "seed", "retry_of", *[f"w_{d}" for d in study.space.domains]]
+    fidelity = ["fidelity"] if any(t.fidelity is not None for t in study.trials) else []
+    columns = ["number", "state", *fidelity, "value", "proposed_by", "seed", "retry_of",
+               *[f"w_{d}" for d in study.space.domains]]
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=columns)
@@ -64,16 +69,20 @@ def _write_csv(df, path: Path) -> None:
 
 
 def export_study(study, directory: Path) -> Path:
-    """ratios.csv + metrics.csv (COMPLETED trials, olmix shape) and trials.csv (every trial)."""
+    """ratios.csv + metrics.csv (COMPLETED trials, olmix shape) and trials.csv (every trial). In a
+    multi-fidelity study both CSVs get a `fidelity` column after the keys (the scale of each run)."""
     import pandas as pd
 
     directory.mkdir(parents=True, exist_ok=True)
     done = [t for t in study.trials if t.state is TrialState.COMPLETED]
     keys = [{"run": f"{study.name}-{t.number:04d}", "name": study.name, "index": t.number} for t in done]
+    if any(t.fidelity is not None for t in study.trials):
+        keys = [{**k, "fidelity": t.fidelity} for k, t in zip(keys, done)]
+    extra_keys = ["fidelity"] if any(t.fidelity is not None for t in study.trials) else []
     ratios = pd.DataFrame([{**k, **t.weights} for k, t in zip(keys, done)],
-                          columns=[*KEYS, *study.space.domains])
+                          columns=[*KEYS, *extra_keys, *study.space.domains])
     metric_names = list(dict.fromkeys(n for t in done for n in t.losses))
-    metrics = pd.DataFrame([{**k, **t.losses} for k, t in zip(keys, done)], columns=[*KEYS, *metric_names])
+    metrics = pd.DataFrame([{**k, **t.losses} for k, t in zip(keys, done)], columns=[*KEYS, *extra_keys, *metric_names])
     _write_csv(ratios, directory / "ratios.csv")
     _write_csv(metrics, directory / "metrics.csv")
     _write_csv(study.trials_dataframe(), directory / "trials.csv")
@@ -146,8 +155,8 @@ def read_runs(ratios, metrics, *, rename_domains=None, rename_metrics=None, what
         raise ConfigError(f"{p}every run needs both ratios and metrics; unmatched {key} values {unmatched[:5]}")
     r = r.rename(columns={c: _renamer(rename_domains)(c) for c in r.columns if c not in KEYS})
     m = m.rename(columns={c: _renamer(rename_metrics)(c) for c in m.columns if c not in KEYS})
-    domains = [c for c in r.columns if c not in KEYS]
-    loss_names = [c for c in m.columns if c not in KEYS]
+    domains = [c for c in r.columns if c not in KEYS and c != FIDELITY]
+    loss_names = [c for c in m.columns if c not in KEYS and c != FIDELITY]
     if not loss_names:
         raise ConfigError(f"{p}metrics must have at least one loss column besides {list(KEYS)}, got {list(m.columns)}")
     m = m.set_index(key).loc[r[key]].reset_index()  # metrics rows in the ratios' run order

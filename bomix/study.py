@@ -18,12 +18,20 @@ A study with a pool (the logged runs a replay evaluator can answer for) searches
 is wrapped in bomix.optimizers.pool.PoolSearch, so every method picks distinct logged runs and
 recommends one it evaluated.
 
+A multi-fidelity study (created with fidelities={name: cost}, e.g. {"1m": 1, "60m": 60}) runs each
+trial at one named scale: the create event records it ("fidelity"; absent, i.e. None, in a
+single-fidelity study and in journals written before fidelities, which load unchanged), evaluators
+receive it in TrialContext.fidelity, and a proposal or enqueued mixture naming a scale the study
+lacks is refused. "Best" is then the best trial at the target fidelity: losses at different
+scales are not comparable.
+
 One driver at a time: a second process that tries to write to a study another holds is refused
 (StudyLockedError names the holder's pid); reading needs no lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +44,7 @@ import numpy as np
 
 from bomix import __version__
 from bomix.errors import BomixError, ConfigError, EvaluationError, InvalidWeightsError, SpecMismatchError, StudyError
+from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.journal import Journal, StudyLock
 from bomix.objective import Objective
 from bomix.optimizers import History, Optimizer, Proposal, Recommendation, get_optimizer
@@ -47,7 +56,7 @@ from bomix.trial import Evaluation, Trial, TrialState
 log = logging.getLogger("bomix")
 
 SPEC_FORMAT = "bomix.study/1"
-SPEC_KEYS = ("space", "objective", "optimizer", "seed", "pool")
+SPEC_KEYS = ("space", "objective", "optimizer", "seed", "pool", "fidelities")
 EVENTS = ("enqueue", "create", "job", "complete", "fail", "abandon")
 
 
@@ -104,7 +113,9 @@ class Study:
         self.objective = objective
         self.optimizer = optimizer
         self.pool: np.ndarray | None = pool  # (N, k) logged runs the study searches, or None
-        self._search: Optimizer = optimizer if pool is None else PoolSearch(optimizer, pool)
+        fid = spec.get("fidelities") or {}
+        self.fidelities, self.target_fidelity = check_fidelities(fid.get("costs"), fid.get("target"))
+        self._search: Optimizer = optimizer if pool is None else _pool_search(optimizer, pool, self.fidelities)
         self._budget: int | None = None  # the n_trials of the optimize call under way
         self.seed: int = spec["seed"]
         self.name: str = spec.get("name") or self.directory.name
@@ -137,6 +148,7 @@ class Study:
             raise ValueError(f"event must be one of {list(EVENTS)}, got {kind!r}")
         if kind == "enqueue":
             self.space.validate(e["weights"])
+            check_fidelity(e.get("fidelity"), self.fidelities)
             self._queue[e["id"]] = e
             self._next_qid = max(self._next_qid, e["id"] + 1)
             return None
@@ -146,7 +158,8 @@ class Study:
             self._queue.pop(e.get("enqueue_id"), None)
             trial = Trial(number=e["number"], weights=self.space.to_mixture(self.space.validate(e["weights"])),
                           proposed_by=e["proposed_by"], seed=e["seed"], created_at=e["time"],
-                          retry_of=e.get("retry_of"), extra=dict(e.get("info") or {}))
+                          retry_of=e.get("retry_of"), extra=dict(e.get("info") or {}),
+                          fidelity=check_fidelity(e.get("fidelity"), self.fidelities))
             self._trials.append(trial)
             return trial
         if not 0 <= e["number"] < len(self._trials):
@@ -229,18 +242,32 @@ class Study:
 
     def history(self) -> History:
         live = tuple(t for t in self._trials if t.state is not TrialState.ABANDONED)
-        return History(self.space, self.objective, live, self._budget)
+        return History(self.space, self.objective, live, self._budget, self.fidelities, self.target_fidelity)
+
+    def _search_history(self) -> History:
+        """The history the optimizer sees: all of it, except that an optimizer that does not model
+        fidelities (not a FidelityScorer) in a multi-fidelity study sees only the target's trials,
+        so it never compares losses measured at different scales."""
+        from bomix.optimizers.pool_mf import FidelityScorer
+
+        history = self.history()
+        if self.fidelities is None or isinstance(self.optimizer, FidelityScorer):
+            return history
+        at_target = tuple(t for t in history.trials if (t.fidelity or self.target_fidelity) == self.target_fidelity)
+        return dataclasses.replace(history, trials=at_target)
 
     @property
     def best_trial(self) -> Trial | None:
-        """The COMPLETED trial with the lowest objective value (best observed), or None."""
-        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None]
+        """The COMPLETED trial with the lowest objective value (best observed), or None; in a
+        multi-fidelity study, among the trials at the target fidelity."""
+        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None
+                and (self.fidelities is None or (t.fidelity or self.target_fidelity) == self.target_fidelity)]
         return min(done, key=lambda t: (t.value, t.number)) if done else None
 
     def recommend(self) -> Recommendation | None:
         """The optimizer's recommended mixture (model-based where the optimizer has a model); with a
         pool, always a run the study evaluated."""
-        return self._search.recommend(self.history())
+        return self._search.recommend(self._search_history())
 
     def trial_dir(self, number: int) -> Path:
         return self.directory / "trials" / str(number)
@@ -271,17 +298,25 @@ class Study:
         self._journal.append(event)
         return self._apply(event)
 
-    def enqueue(self, weights, *, source: str = "enqueued") -> None:
-        """Queue a mixture to be evaluated before the optimizer is asked again (FIFO)."""
+    def enqueue(self, weights, *, source: str = "enqueued", fidelity: str | None = None) -> None:
+        """Queue a mixture to be evaluated before the optimizer is asked again (FIFO), at
+        `fidelity` (one of the study's fidelities; None: the target, or the only scale)."""
         with self._mutex:
             self._writable()
             x = self.space.validate(weights)
-            self._enqueue(x, source=source)
+            self._enqueue(x, source=source, fidelity=self._fidelity(fidelity, "enqueued fidelity"))
+
+    def _fidelity(self, name, what: str) -> str | None:
+        """The scale a new trial runs at: `name` checked, the target when None (None single-fidelity)."""
+        return check_fidelity(name, self.fidelities, what=what) or self.target_fidelity
 
     def _enqueue(self, x, *, source: str, retry_of: int | None = None, seed: int | None = None,
-                 front: bool = False, info: dict | None = None) -> None:
-        self._record({"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
-                      "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}})
+                 front: bool = False, info: dict | None = None, fidelity: str | None = None) -> None:
+        event = {"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
+                 "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}}
+        if fidelity is not None:
+            event["fidelity"] = fidelity
+        self._record(event)
 
     def _next_queued(self) -> dict | None:
         if not self._queue:
@@ -299,35 +334,48 @@ class Study:
             while len(new) < n and (q := self._next_queued()) is not None:
                 seed = q["seed"] if q.get("seed") is not None else self._next_seed()
                 new.append(self._create(self.space.validate(q["weights"]), q["source"], seed,
-                                        enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info")))
+                                        enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info"),
+                                        fidelity=q.get("fidelity")))
             if len(new) < n:
-                proposals = self._search.suggest(self.history(), n - len(new))
+                proposals = self._search.suggest(self._search_history(), n - len(new))
                 for p in proposals:
                     p = p if isinstance(p, Proposal) else Proposal(np.asarray(p))
                     try:
                         x = self.space.clean(p.weights)
                     except InvalidWeightsError as e:
                         raise StudyError(f"optimizer {self.optimizer.name!r} proposed an infeasible mixture: {e}") from e
-                    new.append(self._create(x, p.source or self.optimizer.name, self._next_seed(), info=p.info))
+                    try:
+                        fidelity = self._fidelity(p.fidelity, "proposal's fidelity")
+                    except ConfigError as e:
+                        raise StudyError(f"optimizer {self.optimizer.name!r} proposed an unknown fidelity: {e}") from e
+                    new.append(self._create(x, p.source or self.optimizer.name, self._next_seed(), info=p.info,
+                                            fidelity=fidelity))
             return new
 
-    def add_trial(self, weights, losses: Evaluation | Mapping, *, source: str = "added", info=None) -> Trial:
-        """Record an already-evaluated mixture as a COMPLETED trial (bring your own runs)."""
+    def add_trial(self, weights, losses: Evaluation | Mapping, *, source: str = "added", info=None,
+                  fidelity: str | None = None) -> Trial:
+        """Record an already-evaluated mixture as a COMPLETED trial (bring your own runs), run at
+        `fidelity` (None: the target, or the only scale)."""
         with self._mutex:
             self._writable()
             ev = losses if isinstance(losses, Evaluation) else Evaluation(losses=dict(losses))
             self.objective(ev.losses)
-            trial = self._create(self.space.validate(weights), source, self._next_seed(), info=info)
+            fidelity = self._fidelity(fidelity, "added trial's fidelity")
+            trial = self._create(self.space.validate(weights), source, self._next_seed(), info=info, fidelity=fidelity)
             return self.tell(trial, ev)
 
     def _next_seed(self) -> int:
         slot = sum(t.state is not TrialState.ABANDONED for t in self._trials)
         return (self.seed * 1_000_003 + slot) % 2**31
 
-    def _create(self, x, proposed_by: str, seed: int, *, enqueue_id=None, retry_of=None, info=None) -> Trial:
-        return self._record({"event": "create", "number": len(self._trials), "weights": list(map(float, x)),
-                             "proposed_by": proposed_by, "seed": int(seed), "enqueue_id": enqueue_id,
-                             "retry_of": retry_of, "info": info or {}})
+    def _create(self, x, proposed_by: str, seed: int, *, enqueue_id=None, retry_of=None, info=None,
+                fidelity: str | None = None) -> Trial:
+        event = {"event": "create", "number": len(self._trials), "weights": list(map(float, x)),
+                 "proposed_by": proposed_by, "seed": int(seed), "enqueue_id": enqueue_id,
+                 "retry_of": retry_of, "info": info or {}}
+        if fidelity is not None:  # single-fidelity journals stay as they were
+            event["fidelity"] = fidelity
+        return self._record(event)
 
     def _get(self, trial) -> Trial:
         number = trial.number if isinstance(trial, Trial) else trial
@@ -437,7 +485,8 @@ class Study:
         """Queue t's mixture again, first in line, with its seed, as a redo of its original trial
         (its job record stays behind: it belongs to the run that ended)."""
         info = {k: v for k, v in t.extra.items() if k != "job"}
-        self._enqueue(t.x, source=t.proposed_by, retry_of=_origin(t), seed=t.seed, front=True, info=info)
+        self._enqueue(t.x, source=t.proposed_by, retry_of=_origin(t), seed=t.seed, front=True, info=info,
+                      fidelity=t.fidelity)
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
                  timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
@@ -462,6 +511,7 @@ class Study:
         policy = FaultPolicy(timeout=timeout, retries=retries, max_failures=max_failures)
         runner = get_runner(runner["name"], **runner.get("params", {})) if isinstance(runner, Mapping) \
             else get_runner(runner)
+        self._check_fidelities(evaluator, runner)
         self._writable()
         names = getattr(evaluator, "loss_names", None)
         self._loss_names = set(names) if names else None
@@ -485,6 +535,22 @@ class Study:
         if np.shape(pool) != self.pool.shape or not np.allclose(pool, self.pool, rtol=0, atol=1e-9):
             raise ConfigError(f"the evaluator's logged runs must be the study's pool, got {len(pool)} runs for a "
                               f"study over {len(self.pool)} other runs")
+
+    def _check_fidelities(self, evaluator, runner) -> None:
+        """ConfigError unless the evaluator offers exactly the study's fidelities (or neither has any),
+        and, for a multi-fidelity study, the runner hands each trial's fidelity to the evaluator."""
+        name = getattr(evaluator, "name", evaluator)
+        offered = check_fidelities(getattr(evaluator, "fidelities", None), getattr(evaluator, "target_fidelity", None))
+        if offered != (self.fidelities, self.target_fidelity):
+            raise ConfigError(f"the evaluator's fidelities must be the study's (create it with "
+                              f"fidelities=evaluator.fidelities, target_fidelity=evaluator.target_fidelity), got "
+                              f"{offered[0]} (target {offered[1]!r}) from {name!r} for a study with {self.fidelities} "
+                              f"(target {self.target_fidelity!r})")
+        if self.fidelities is not None:
+            probe = Trial(number=0, weights=self.space.to_mixture(self.space.center), fidelity=self.target_fidelity)
+            if getattr(runner.context(self, probe), "fidelity", None) != self.target_fidelity:
+                raise ConfigError(f"a multi-fidelity study needs a runner that passes each trial's fidelity to the "
+                                  f"evaluator (TrialContext.fidelity); {type(runner).__name__}.context does not")
 
     def top_trials(self, m: int) -> list[Trial]:
         """The m best distinct COMPLETED mixtures, by the model's posterior mean where the optimizer
@@ -511,6 +577,15 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"
+
+
+def _pool_search(optimizer: Optimizer, pool: np.ndarray, fidelities) -> Optimizer:
+    """The study's search of its pool: per run (PoolSearch), or per (run, fidelity) with fidelities."""
+    if fidelities is None:
+        return PoolSearch(optimizer, pool)
+    from bomix.optimizers.pool_mf import MultiFidelityPoolSearch
+
+    return MultiFidelityPoolSearch(optimizer, pool)
 
 
 def _origin(t: Trial) -> int:
@@ -566,7 +641,8 @@ def load_study(directory) -> Study:
 
 
 def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sobol", objective="mean",
-                 seed: int = 0, load_if_exists: bool = False, name: str | None = None, pool=None) -> Study:
+                 seed: int = 0, load_if_exists: bool = False, name: str | None = None, pool=None,
+                 fidelities=None, target_fidelity: str | None = None) -> Study:
     """Create a study in `directory`, or resume it (load_if_exists=True) if it already holds one.
 
     optimizer: a registered name (built with seed=`seed`) or an Optimizer. Resuming with a space,
@@ -574,6 +650,9 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
     difference. pool: None, or the (N, k) logged runs the study searches (a replay evaluator's
     `pool`): every optimizer then picks distinct runs among them (bomix.optimizers.pool); when
     resuming, None means the stored pool.
+    fidelities: None (one scale), or {name: relative cost} of the scales trials may run at (an
+    evaluator's `fidelities`), with `target_fidelity` the one recommendations are for (None: the
+    costliest); when resuming, None means the stored ones.
     The returned study holds the write lock.
     """
     directory = Path(directory)
@@ -595,8 +674,13 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
         pool = _read_spec(directory).get("pool")
     if pool is not None:
         pool = check_pool(space, pool)
+    if fidelities is None and exists:
+        stored = _read_spec(directory).get("fidelities") or {}
+        fidelities, target_fidelity = stored.get("costs"), target_fidelity or stored.get("target")
+    fidelities, target_fidelity = check_fidelities(fidelities, target_fidelity)
     given = {"space": space.to_dict(), "objective": objective.to_dict(), "optimizer": optimizer_spec(optimizer),
-             "seed": int(seed), "pool": None if pool is None else pool.tolist()}
+             "seed": int(seed), "pool": None if pool is None else pool.tolist(),
+             "fidelities": None if fidelities is None else {"costs": fidelities, "target": target_fidelity}}
     directory.mkdir(parents=True, exist_ok=True)
     lock = StudyLock(directory).acquire()
     try:
@@ -609,8 +693,9 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
         else:
             spec = {"format": SPEC_FORMAT, "name": name or directory.name, **given, "created_at": time.time(),
                     "bomix_version": __version__}
-            if pool is None:
-                del spec["pool"]
+            for key in ("pool", "fidelities"):  # absent, as before these existed, when unused
+                if spec[key] is None:
+                    del spec[key]
             tmp = directory / "study.json.tmp"
             tmp.write_text(json.dumps(spec, indent=2) + "\n")
             os.replace(tmp, directory / "study.json")

@@ -87,6 +87,8 @@ class Trial:
     proposed_by: the optimizer or source that proposed the mixture ("sobol", "enqueued", ...).
     seed: the seed the evaluator receives (a retried trial keeps its original's seed).
     retry_of: the number of the ABANDONED trial this one redoes, if any.
+    fidelity: the scale the trial ran at (a name among its evaluator's `fidelities`, e.g. "1m",
+        "60m"), or None in a single-fidelity study (and in journals written before fidelities).
     Times are Unix seconds.
     """
 
@@ -104,6 +106,7 @@ class Trial:
     finished_at: float | None = None
     retry_of: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fidelity: str | None = None
 
     @property
     def x(self) -> np.ndarray:
@@ -119,4 +122,5 @@ class Trial:
     def __repr__(self) -> str:
         w = ", ".join(f"{d}={v:.3f}" for d, v in self.weights.items())
         val = "" if self.value is None else f", value={self.value:.4f}"
-        return f"Trial({self.number}, {self.state.value}{val}, {w})"
+        fid = "" if self.fidelity is None else f", fidelity={self.fidelity!r}"
+        return f"Trial({self.number}, {self.state.value}{val}{fid}, {w})"

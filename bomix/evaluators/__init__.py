@@ -10,6 +10,7 @@ EVALUATORS: dict[str, str] = {
     "command": "bomix.evaluators.command:CommandEvaluator",
     "proxy": "bomix.evaluators.proxy:ProxyEvaluator",
     "replay": "bomix.evaluators.replay:ReplayEvaluator",
+    "replay_scales": "bomix.evaluators.replay_scales:ReplayScales",
 }
 
 

@@ -45,6 +45,8 @@ class Evaluator(ABC):
     domains: tuple[str, ...] | None = None
     pool = None  # (N, k) np.ndarray of the only mixtures it can evaluate, or None
     max_batch: int = 1  # mixtures evaluate_many takes at once; 1: runners call evaluate, one at a time
+    fidelities: dict[str, float] | None = None  # scale name -> relative cost; None: one scale (bomix.fidelity)
+    target_fidelity: str | None = None  # the scale a recommendation is for, when `fidelities` is set
 
     @abstractmethod
     def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:

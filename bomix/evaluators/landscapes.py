@@ -10,6 +10,8 @@ Families, by name (`landscape(name, **params)`, or `get_evaluator("landscape", n
     "interaction"  log barriers, pairwise products and waves: interactions no mixing law captures.
     "seedlike"     5 domains calibrated to the seed study (uniform 4.466, best 4.35, LLaMA-like 4.68).
     "bimix_law"    BiMix's law A_i r_i^-alpha_i (B_i s^-beta_i + C_i), random parameters, with loss curves.
+    "multiscale"   a mixing law at several model scales (fidelities) whose optimum drifts with scale
+                   (bomix.evaluators.multiscale).
 
 Noise model. `noise_sd` is the standard deviation of the MEAN loss over the m validation domains
 (the seed study's seed-to-seed sd of 0.017 is of the mean). Per-domain noise is
@@ -43,6 +45,7 @@ LANDSCAPES: dict[str, str] = {
     "interaction": "bomix.evaluators.landscapes:Interaction",
     "seedlike": "bomix.evaluators.landscapes:SeedLike",
     "bimix_law": "bomix.evaluators.landscapes:BiMixLaw",
+    "multiscale": "bomix.evaluators.multiscale:MultiScale",
 }
 
 NOISE_CORRELATION = 0.5  # rho: correlation of the noise of any two validation domains

@@ -10,6 +10,7 @@ OPTIMIZERS: dict[str, str] = {
     "sobol": "bomix.optimizers.builtin:SobolSearch",
     "fixed": "bomix.optimizers.builtin:FixedMixture",
     "bo": "bomix.optimizers.bo:BayesOpt",
+    "bo_mf": "bomix.optimizers.bo_mf:MultiFidelityBO",
     "ax_default": "bomix.optimizers.ax_default:AxDefault",
     "uniform": "baselines.fixed:Uniform",
     "prior": "baselines.fixed:Prior",

@@ -30,12 +30,17 @@ class History:
     trials: COMPLETED, FAILED and RUNNING (pending) trials in creation order. ABANDONED trials are
     left out: their work was lost and their mixture is queued again, so a resumed study shows an
     optimizer exactly the history an uninterrupted run would have shown it.
+    fidelities: {name: relative cost} of the scales a multi-fidelity study runs trials at (each
+    trial's `fidelity` names one), or None for a single-fidelity study (every trial's fidelity None).
+    target_fidelity: the scale the study optimises for (recommendations are for it), or None.
     """
 
     space: MixtureSpace
     objective: Objective
     trials: tuple[Trial, ...] = ()
     budget: int | None = None  # finished trials the campaign plans (the n_trials of study.optimize), if known
+    fidelities: dict[str, float] | None = None
+    target_fidelity: str | None = None
 
     def plan(self, default: int = 64) -> int:
         """The trial budget to plan a design for: the campaign's budget, else `default`."""
@@ -65,6 +70,14 @@ class History:
         """(n,) objective values of the completed trials (lower is better)."""
         return np.array([self.objective(t.losses) for t in self.completed], dtype=float)
 
+    def fidelity_of(self, trial: Trial) -> str | None:
+        """The scale `trial` ran at: its fidelity, or the target when it has none (None single-fidelity)."""
+        return trial.fidelity if trial.fidelity is not None else self.target_fidelity
+
+    def at(self, fidelity: str | None) -> list[Trial]:
+        """The completed trials run at `fidelity` (see fidelity_of), in creation order."""
+        return [t for t in self.completed if self.fidelity_of(t) == fidelity]
+
     def count(self, proposed_by: str) -> int:
         """How many trials (any state in the history) `proposed_by` proposed."""
         return sum(t.proposed_by == proposed_by for t in self.trials)
@@ -77,12 +90,15 @@ class Proposal:
     design: True for a point of a space-filling design (an initial design, a Sobol point), which
     carries no model's preference; a pool search may then pick a logged run by its own
     space-filling rule instead of the run nearest this point (see bomix.optimizers.pool).
+    fidelity: the scale to run it at (one of History.fidelities), or None: the target fidelity in a
+    multi-fidelity study, the only one otherwise.
     """
 
     weights: np.ndarray
     source: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     design: bool = False
+    fidelity: str | None = None
 
 
 @dataclass(frozen=True)

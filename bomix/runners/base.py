@@ -353,7 +353,8 @@ class Runner(ABC):
 
     @staticmethod
     def context(study, trial) -> TrialContext:
-        return TrialContext(number=trial.number, seed=trial.seed, directory=study.trial_dir(trial.number))
+        return TrialContext(number=trial.number, seed=trial.seed, directory=study.trial_dir(trial.number),
+                            fidelity=getattr(trial, "fidelity", None))
 
     # -- what a runner provides -----------------------------------------------------------------
     def open(self, study, evaluator, n_parallel: int) -> None:

@@ -1,0 +1,329 @@
+"""Multi-fidelity Bayesian optimisation: which mixture to run at which scale.
+
+For a multi-fidelity study (History.fidelities = {name: relative cost}, one of them the target):
+
+    model          BoTorch's MultiTaskGP over (mixture, fidelity): the fidelity is the task, an
+                   ICM kernel (RBF-ARD on the k weights x a learned task covariance) on minus the
+                   objective value of every completed trial, whatever its scale; standardised
+                   outcomes, learned noise. Its target output is the model of the target scale;
+                   what the cheap scale says about it flows through the learned task correlation.
+    initial design `n_init` points at the cheapest scale (the space's center, its prior, Sobol,
+                   as bo's design), then `n_target_init` points at the target: the first design
+                   mixtures again, so the model sees the same mixtures at both scales.
+    acquisition    cost-aware, after Huang et al.'s augmented EI (2006): the value of running x
+                   at fidelity f is
+                       log EI_target(x) + log rho_f(x) + log(cost_target / cost_f)
+                   where EI_target is qLogNoisyExpectedImprovement on the target output (pending
+                   and failed trials pending) and rho_f(x) the model's posterior correlation
+                   between the objective at (x, f) and at (x, target) (1 at the target). The
+                   (x, f) with the highest value is run: a cheap run where it is informative
+                   about the target is worth its cost ratio, a weakly correlated one is not.
+    target share   whatever the acquisition says, at least `target_share` of the compute (the sum of
+                   the trials' fidelity costs, pending and failed ones included) is spent at the
+                   target: a pick is forced there while less is. The campaign always spends budget
+                   where the recommendation is made, and a count of trials would not do: with a
+                   60x cost ratio, 1 target run in 5 trials is already 94% of the compute.
+                   With a `compute_budget` (the campaign's total, in the fidelities' cost units)
+                   the last affordable pick goes to the target too: once one more cheap run would
+                   leave less than a target run's cost, the pick is forced there, so cheap runs
+                   are followed by a target run that can turn what they taught into a measurement.
+    recommend      the evaluated mixture (any scale) with the best posterior mean at the target,
+                   with that mean and its sd: a mixture seen only at a cheap scale carries the sd of
+                   a prediction through the task correlation. (In pool mode the study's
+                   MultiFidelityPoolSearch recommends the best *measured* target run instead.)
+
+Cost accounting: a study's `n_trials` counts trials, whatever their scale; each evaluator
+reports cost["compute"] (its fidelity's relative cost), and experiments/bench_multifidelity.py
+compares methods at equal total compute. In a single-fidelity study (History.fidelities None),
+bo_mf is bo with a scalar GP (bomix.optimizers.bo.BayesOpt, model="scalar").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from bomix.errors import ConfigError
+from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
+from bomix.optimizers.bo import BayesOpt
+from bomix.optimizers.pool_mf import FidelityScorer
+from bomix.trial import Trial, TrialState
+
+FIT_MAXITER = 100
+RHO_MIN = 1e-6  # correlations below this (or negative) count as this: a useless cheap run
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class MultiFidelityBO(Optimizer, FidelityScorer):
+    """Multi-fidelity BO over (mixture, fidelity) (see the module docstring).
+
+    seed: seeds the design and every random choice. n_init: the cheap design's size (None: bo's
+    rule, min(max(6, k + 2), 10) and at most a quarter of the budget). n_target_init: design points
+    at the target (>= 1). target_share: the least share of the compute spent at the target, in [0, 1].
+    compute_budget: the campaign's total compute in the fidelities' cost units, or None (unknown).
+    num_restarts, raw_samples, mc_samples, n_threads: as bo's.
+    """
+
+    name = "bo_mf"
+
+    def __init__(self, *, seed: int = 0, n_init: int | None = None, n_target_init: int = 2,
+                 target_share: float = 0.5, compute_budget: float | None = None, num_restarts: int = 2,
+                 raw_samples: int = 128, mc_samples: int = 64, n_threads: int = 1):
+        if n_init is not None and (isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1):
+            raise ConfigError(f"bo_mf n_init must be an integer >= 1 or None, got {n_init!r}")
+        if isinstance(n_target_init, bool) or not isinstance(n_target_init, int) or n_target_init < 1:
+            raise ConfigError(f"bo_mf n_target_init must be an integer >= 1, got {n_target_init!r}")
+        if isinstance(target_share, bool) or not isinstance(target_share, (int, float)) \
+                or not 0 <= target_share <= 1:
+            raise ConfigError(f"bo_mf target_share must be a number in [0, 1], got {target_share!r}")
+        if compute_budget is not None and (isinstance(compute_budget, bool) or not isinstance(compute_budget, (int, float))
+                                           or not math.isfinite(compute_budget) or compute_budget <= 0):
+            raise ConfigError(f"bo_mf compute_budget must be a finite number > 0 or None, got {compute_budget!r}")
+        for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
+                        ("n_threads", n_threads)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"bo_mf {what} must be an integer >= 1, got {v!r}")
+        self.seed = seed
+        self.n_init = n_init
+        self.n_target_init = n_target_init
+        self.target_share = target_share
+        self.compute_budget = compute_budget
+        self.num_restarts = num_restarts
+        self.raw_samples = raw_samples
+        self.mc_samples = mc_samples
+        self.n_threads = n_threads
+
+    def _single(self) -> BayesOpt:
+        """The single-fidelity method: bo with a scalar GP and these settings."""
+        return BayesOpt(seed=self.seed, n_init=self.n_init, model="scalar", num_restarts=self.num_restarts,
+                        raw_samples=self.raw_samples, mc_samples=self.mc_samples, n_threads=self.n_threads)
+
+    # -- suggestions --------------------------------------------------------------------------
+    def suggest(self, history: History, n: int = 1) -> list[Proposal]:
+        if history.fidelities is None:
+            return self._single().suggest(history, n)
+        picks: list[Proposal] = []
+        for _ in range(n):  # greedy: each pick sees the earlier ones as pending trials
+            picks.append(self._next(_with_pending(history, picks, self.name)))
+        return picks
+
+    def _cheapest(self, history: History) -> str:
+        return min(history.fidelities, key=lambda f: history.fidelities[f])
+
+    def _design(self, history: History) -> Proposal | None:
+        """The next design point, or None once the design is done."""
+        bo = self._single()
+        size = bo.init_size(history.space.k, history.budget)
+        design = bo.initial_design(history.space, max(size, self.n_target_init))
+        done = history.count("bo_mf/init")
+        if done < size:
+            return Proposal(design[done], "bo_mf/init", design=True, fidelity=self._cheapest(history))
+        done_t = history.count("bo_mf/init_target")
+        if done_t < self.n_target_init:
+            return Proposal(design[done_t], "bo_mf/init_target", fidelity=history.target_fidelity)
+        return None
+
+    def _forced(self, history: History) -> bool:
+        """True while less than target_share of the compute so far was spent at the target."""
+        costs = [history.fidelities[history.fidelity_of(t)] for t in history.trials]
+        at_target = sum(c for c, t in zip(costs, history.trials) if history.fidelity_of(t) == history.target_fidelity)
+        if at_target < self.target_share * sum(costs):
+            return True
+        if self.compute_budget is None:
+            return False
+        left = self.compute_budget - sum(costs)
+        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
+        return target <= left < cheap + target  # the last target run the budget affords
+
+    def _next(self, history: History) -> Proposal:
+        design = self._design(history)
+        if design is not None:
+            return design
+        if len(history.completed) < 2:  # nothing to model yet: explore at the cheapest scale
+            x = history.space.sample(1, method="sobol", seed=self.seed + 1, skip=history.count("bo_mf/explore"))[0]
+            return Proposal(x, "bo_mf/explore", design=True, fidelity=self._cheapest(history))
+        import torch
+        from botorch.optim import optimize_acqf
+        from botorch.optim.initializers import initialize_q_batch
+
+        space = history.space
+        with _torch_threads(self.n_threads):
+            acqfs = self._acquisitions(history)
+            bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
+            eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
+            raw = torch.as_tensor(space.sample(self.raw_samples, method="sobol", seed=self._step_seed(history)),
+                                  dtype=torch.double).unsqueeze(1)
+            best = None
+            for fidelity, acqf in acqfs.items():
+                with torch.no_grad():
+                    values = acqf(raw)
+                ics, _ = initialize_q_batch(raw, values, n=min(self.num_restarts, self.raw_samples))
+                try:
+                    x, value = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics),
+                                             batch_initial_conditions=ics, equality_constraints=eq,
+                                             options={"maxiter": 100, "batch_limit": 1})
+                    x, value = space.project(x.detach().numpy().reshape(-1)), float(value)
+                except Exception:  # a failed optimisation must not stop a campaign: the best raw point
+                    i = int(values.argmax())
+                    x, value = space.project(raw[i].numpy().reshape(-1)), float(values[i])
+                if best is None or value > best[0]:
+                    best = (value, fidelity, x)
+        value, fidelity, x = best
+        return Proposal(x, "bo_mf/gp", {"log_value": value}, fidelity=fidelity)
+
+    def _step_seed(self, history: History) -> int:
+        return (self.seed * 7919 + len(history.trials)) % 2**31
+
+    # -- the model ----------------------------------------------------------------------------
+    def _fit(self, history: History):
+        """The MultiTaskGP on (mixture, fidelity index) -> -objective, target output; and the
+        fidelity order (task i = names[i])."""
+        import torch
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import MultiTaskGP
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        torch.manual_seed(self._step_seed(history))
+        names = list(history.fidelities)
+        done = history.completed
+        tasks = np.array([names.index(history.fidelity_of(t)) for t in done], dtype=float)[:, None]
+        X = torch.as_tensor(np.hstack([history.X(done), tasks]), dtype=torch.double)
+        Y = torch.as_tensor(-history.y()[:, None], dtype=torch.double)
+        Y = Y + 1e-9 * torch.arange(len(Y), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
+        model = MultiTaskGP(X, Y, task_feature=-1, output_tasks=[names.index(history.target_fidelity)],
+                            all_tasks=list(range(len(names))), validate_task_values=False)
+        try:
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
+                             optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
+        except Exception:  # keep the prior-initialised hyperparameters
+            pass
+        return model, names
+
+    def _acquisitions(self, history: History) -> dict:
+        """{fidelity: acquisition function of (b, 1, k) mixtures}: the cost-aware value of running
+        there (only the target while the target share is not met)."""
+        import torch
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.sampling import SobolQMCNormalSampler
+
+        model, names = self._fit(history)
+        blocked = [t.x for t in history.pending + history.failed]
+        sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]), seed=self._step_seed(history))
+        base = qLogNoisyExpectedImprovement(
+            model, X_baseline=torch.as_tensor(history.X(), dtype=torch.double), sampler=sampler, prune_baseline=True,
+            X_pending=torch.as_tensor(np.array(blocked), dtype=torch.double) if blocked else None)
+        target, costs = history.target_fidelity, history.fidelities
+        chosen = [target] if self._forced(history) else names
+        return {f: _CostAware(base, model, names.index(f), names.index(target), math.log(costs[target] / costs[f]))
+                for f in chosen}
+
+    # -- what the optimizer knows -------------------------------------------------------------
+    def _ready(self, history: History) -> bool:
+        return history.fidelities is not None and self._design(history) is None and len(history.completed) >= 2
+
+    def score_fidelities(self, history: History, X: np.ndarray) -> dict[str, np.ndarray] | None:
+        """{fidelity: (p,) cost-aware value of running each (p, k) mixture there}; -inf for a scale
+        barred while the target share is unmet; None in the design or single-fidelity."""
+        import torch
+
+        if not self._ready(history):
+            return None
+        with _torch_threads(self.n_threads):
+            acqfs = self._acquisitions(history)
+            C = torch.as_tensor(np.atleast_2d(X), dtype=torch.double).unsqueeze(1)
+            with torch.no_grad():
+                out = {f: torch.cat([a(C[i:i + 256]) for i in range(0, len(C), 256)]).numpy() for f, a in acqfs.items()}
+        return {f: out.get(f, np.full(len(C), -np.inf)) for f in history.fidelities}
+
+    def score(self, history: History, X: np.ndarray) -> np.ndarray | None:
+        """Single-fidelity: bo's score. Multi-fidelity: the cost-aware value at the target."""
+        if history.fidelities is None:
+            return self._single().score(history, X)
+        scores = self.score_fidelities(history, X)
+        return None if scores is None else scores[history.target_fidelity]
+
+    def predict(self, history: History, X: np.ndarray):
+        """Posterior mean and sd of the objective at the target fidelity at (p, k) mixtures X."""
+        import torch
+
+        if history.fidelities is None:
+            return self._single().predict(history, X)
+        if len(history.completed) < 2:
+            return None
+        with _torch_threads(self.n_threads):
+            model, _ = self._fit(history)
+            with torch.no_grad():
+                post = model.posterior(torch.as_tensor(np.atleast_2d(X), dtype=torch.double))
+                return -post.mean[:, 0].numpy(), post.variance[:, 0].clamp_min(0).sqrt().numpy()
+
+    def recommend(self, history: History) -> Recommendation | None:
+        """The evaluated mixture with the best posterior mean at the target, with that mean and sd."""
+        if history.fidelities is None:
+            return self._single().recommend(history)
+        done = history.completed
+        if len(done) < 2:
+            at_target = history.at(history.target_fidelity)
+            return Optimizer.recommend(self, dataclasses.replace(history, trials=tuple(at_target)))
+        mean, sd = self.predict(history, history.X(done))
+        i = int(np.argmin(mean))
+        same = [t for t in history.at(history.target_fidelity) if np.abs(t.x - done[i].x).max() < 1e-9]
+        trial = (same[0] if same else done[i]).number
+        return Recommendation(dict(done[i].weights), float(mean[i]), float(sd[i]),
+                              "posterior mean at the target, evaluated mixtures", trial)
+
+
+def _cost_aware_class():
+    from botorch.acquisition import AcquisitionFunction
+
+    class CostAware(AcquisitionFunction):
+        """log EI_target(x) + log rho_f(x) + log(cost_target / cost_f), for (b, 1, k) mixtures."""
+
+        def __init__(self, base, model, fidelity: int, target: int, log_ratio: float):
+            super().__init__(model)
+            self.base, self.fidelity, self.target, self.log_ratio = base, fidelity, target, log_ratio
+
+        def forward(self, X):
+            import torch
+
+            value = self.base(X)
+            if self.fidelity == self.target:
+                return value
+            x = X[..., 0, :]
+            col = lambda i: torch.full_like(x[..., :1], float(i))  # noqa: E731
+            pair = torch.stack([torch.cat([x, col(self.fidelity)], -1), torch.cat([x, col(self.target)], -1)], -2)
+            cov = self.model.posterior(pair).mvn.covariance_matrix
+            rho = cov[..., 0, 1] / (cov[..., 0, 0] * cov[..., 1, 1]).clamp_min(1e-18).sqrt()
+            return value + torch.log(rho.clamp_min(RHO_MIN)) + self.log_ratio
+
+    return CostAware
+
+
+def _CostAware(base, model, fidelity: int, target: int, log_ratio: float):
+    return _cost_aware_class()(base, model, fidelity, target, log_ratio)
+
+
+def _with_pending(history: History, picks: list[Proposal], name: str) -> History:
+    """`history` with this call's earlier picks appended as RUNNING trials at their fidelities."""
+    if not picks:
+        return history
+    start = max((t.number for t in history.trials), default=-1) + 1
+    extra = tuple(Trial(start + i, history.space.to_mixture(p.weights), TrialState.RUNNING, p.source or name,
+                        fidelity=p.fidelity) for i, p in enumerate(picks))
+    return dataclasses.replace(history, trials=history.trials + extra)

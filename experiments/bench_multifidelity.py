@@ -1,0 +1,157 @@
+"""Multi-fidelity search against single-scale search, at equal total compute.
+
+    python experiments/bench_multifidelity.py --problem multiscale --seeds 2 --budget 4
+    python experiments/bench_multifidelity.py --problem regmix --seeds 2 --budget 2
+
+Every method gets the same compute budget, `--budget` target-scale runs' worth (cost = a scale's
+relative cost, parameters x tokens; a trial is charged its evaluator's cost["compute"]). A method
+stops before the trial that would overspend it.
+
+    bo_mf        bo_mf over both scales (bomix.optimizers.bo_mf); its recommendation is for the target
+    bo_small     (a) bo at the cheap scale only (budget / cost_small trials); its best observed
+                 mixture is transferred to the target
+    bo_target    (b) bo at the target only (budget / cost_target trials)
+    regmix_small (c) the RegMix baseline at the cheap scale, its recommendation transferred
+
+Reported per method and seed: the trials and compute spent, and the target-scale regret of the
+recommended mixture (for bo_mf also its claimed target value and sd against the truth, summarised
+with bomix.report.transfer.predicted_vs_actual over 3 or more seeds) (its noise-free target value minus the target optimum: over the simplex on the
+landscape, over the pool on RegMix's 256 runs). Problems: "multiscale" (the landscape, k=5, scales
+small=1 and big=--ratio, noise_sd 0.01) and "regmix" (the 1M / 60M runs of
+../shared/data/regmix-1m-60m in pool mode, objective --objective).
+
+Driven with ask/tell and TrialContext(fidelity=...), which every runner will pass once
+Runner.context carries the trial's fidelity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+import bomix  # noqa: E402
+from bomix.evaluators.base import TrialContext  # noqa: E402
+from bomix.evaluators.landscapes import landscape  # noqa: E402
+from bomix.evaluators.replay import ReplayEvaluator  # noqa: E402
+from bomix.evaluators.replay_scales import ReplayScales, regmix_scales  # noqa: E402
+
+METHODS = ("bo_mf", "bo_small", "bo_target", "regmix_small")
+FAST_BO = {"raw_samples": 64, "num_restarts": 2}
+
+
+class Problem:
+    """Both scales of one problem: evaluators, the target truth, costs."""
+
+    def __init__(self, name: str, seed: int, ratio: float, objective: str, data: str):
+        self.objective = objective
+        if name == "multiscale":
+            self.mf = landscape("multiscale", k=5, seed=seed, noise_sd=0.01, scales={"small": 1.0, "big": ratio},
+                                objective=objective)
+            self.small, self.big = self.mf.at("small"), self.mf
+            self.space, self.pool = bomix.MixtureSpace(self.mf.domains), None
+            self.best = self.mf.optimal_value
+            self.truth = lambda w: self.mf.true_value(w)
+        else:
+            scales = regmix_scales(data)
+            self.mf = ReplayScales(scales=scales, preset="regmix")
+            self.small, self.big = (ReplayEvaluator(ratios=scales[s]["ratios"], metrics=scales[s]["metrics"],
+                                                    preset="regmix") for s in ("1m", "60m"))
+            self.space, self.pool = self.mf.space, self.mf.pool
+            values = self.mf.logged_values(objective)
+            self.best = float(values.min())
+            self.truth = lambda w: float(values[self.mf.nearest(w)])
+        self.costs = self.mf.fidelities
+        self.cheap = min(self.costs, key=self.costs.get)
+        self.target = self.mf.target_fidelity
+
+
+def run(study, evaluator, budget: float, cost_of) -> tuple[int, float]:
+    """Ask/tell until the next trial would overspend `budget`; returns (trials, compute spent)."""
+    spent = 0.0
+    while True:
+        (t,) = study.ask()
+        cost = cost_of(t)
+        if spent + cost > budget * (1 + 1e-9):
+            study.tell(t, state="failed", error="over budget: not run")  # proposed, never evaluated
+            return sum(u.state.value == "completed" for u in study.trials), spent
+        study.tell(t, evaluator.evaluate(t.weights, TrialContext(t.number, t.seed, fidelity=t.fidelity)))
+        spent += cost
+
+
+def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path) -> dict:
+    budget = budget_runs * problem.costs[problem.target]
+    kw = {"space": problem.space, "seed": seed, "objective": problem.objective}
+    if method == "bo_mf":
+        opt = bomix.get_optimizer("bo_mf", seed=seed, compute_budget=budget, **FAST_BO)
+        study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool,
+                                   fidelities=problem.costs, target_fidelity=problem.target, **kw)
+        n, spent = run(study, problem.mf, budget, lambda t: problem.costs[t.fidelity])
+    else:
+        scale = problem.target if method == "bo_target" else problem.cheap
+        evaluator = problem.big if scale == problem.target else problem.small
+        opt = bomix.get_optimizer("regmix", seed=seed) if method == "regmix_small" \
+            else bomix.get_optimizer("bo", seed=seed, **FAST_BO)
+        study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool, **kw)
+        n, spent = run(study, evaluator, budget, lambda t: problem.costs[scale])
+    rec = study.recommend()
+    row = {"method": method, "seed": seed, "trials": n, "compute": spent / problem.costs[problem.target],
+           "regret": None if rec is None else problem.truth(rec.weights) - problem.best}
+    if method == "bo_mf" and rec is not None:  # its claim about the target against the truth there
+        row["trials_at_target"] = sum(t.fidelity == problem.target and t.state.value == "completed"
+                                      for t in study.trials)
+        row.update({"claimed": rec.value, "claimed_sd": rec.sd, "actual": problem.truth(rec.weights),
+                    "claim_source": rec.source})
+    return row
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problem", choices=("multiscale", "regmix"), default="multiscale")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (50 for the full benchmark)")
+    ap.add_argument("--budget", type=float, default=4.0, help="compute, in target-scale runs")
+    ap.add_argument("--ratio", type=float, default=10.0, help="multiscale: cost of the big scale / the small")
+    ap.add_argument("--objective", default="mean")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "regmix-1m-60m"))
+    ap.add_argument("--out", default="", help="append one JSON line per (method, seed) here")
+    args = ap.parse_args(argv)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"--methods must be among {list(METHODS)}, got {unknown}")
+    rows = []
+    for seed in range(args.seeds):
+        problem = Problem(args.problem, seed, args.ratio, args.objective, args.data)
+        with tempfile.TemporaryDirectory() as tmp:
+            for method in methods:
+                row = {"problem": args.problem, "budget": args.budget, **bench(problem, method, seed, args.budget,
+                                                                               Path(tmp))}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+    print(f"\n{args.problem}, budget {args.budget:g} target runs, {args.seeds} seeds: mean target regret (sd)")
+    for method in methods:
+        r = np.array([row["regret"] for row in rows if row["method"] == method], dtype=float)
+        n = np.mean([row["trials"] for row in rows if row["method"] == method])
+        print(f"  {method:13s} {r.mean():.4f} ({r.std():.4f})  trials {n:.1f}")
+    claims = [row for row in rows if row["method"] == "bo_mf" and "claimed" in row]
+    if len(claims) >= 3:
+        from bomix.report.transfer import predicted_vs_actual
+
+        sds = None if any(c["claimed_sd"] is None for c in claims) else [c["claimed_sd"] for c in claims]
+        print("  bo_mf's recommended value against the truth at the target:",
+              predicted_vs_actual([c["claimed"] for c in claims], [c["actual"] for c in claims], sds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""bo_mf: multi-fidelity BO with a MultiTaskGP and a cost-aware acquisition."""
+
+import math
+
+import numpy as np
+import pytest
+
+import bomix
+from bomix import testing
+from bomix.errors import ConfigError
+from bomix.evaluators.base import TrialContext
+from bomix.evaluators.landscapes import landscape
+from bomix.evaluators.replay_scales import ReplayScales
+from bomix.objective import Objective
+from bomix.optimizers import History, get_optimizer
+from bomix.trial import Trial, TrialState
+
+FAST = {"raw_samples": 32, "num_restarts": 1, "mc_samples": 16}
+
+
+def mf_history(land, X, fidelities, pending=(), sources=None):
+    """A history of completed trials of `land` at the given fidelities (noise-free)."""
+    trials = []
+    for i, (x, f) in enumerate(zip(X, fidelities)):
+        losses = dict(zip(land.loss_names, land.loss_matrix_at(np.asarray(x)[None], f)[0].tolist()))
+        source = "test" if sources is None else sources[i]
+        trials.append(Trial(i, land._space.to_mixture(x), TrialState.COMPLETED, source, i, losses, fidelity=f))
+    for j, (x, f) in enumerate(pending):
+        trials.append(Trial(len(trials), land._space.to_mixture(x), TrialState.RUNNING, "test", 99 + j, fidelity=f))
+    return History(land._space, Objective("mean"), tuple(trials), None, land.fidelities, land.target_fidelity)
+
+
+def test_single_fidelity_contract():
+    testing.check_optimizer(lambda space, seed: get_optimizer("bo_mf", seed=seed, **FAST))
+
+
+def test_design_is_cheap_then_the_same_mixtures_at_the_target():
+    land = landscape("multiscale", k=3, seed=0)
+    opt = get_optimizer("bo_mf", seed=0, n_init=3, n_target_init=2, **FAST)
+    history = mf_history(land, [], [])
+    seen = []
+    for _ in range(5):
+        (p,) = opt.suggest(history, 1)
+        seen.append((p.source, p.fidelity, p.weights))
+        history = mf_history(land, [w for _, _, w in seen], [f for _, f, _ in seen], sources=[s for s, _, _ in seen])
+    assert [(s, f) for s, f, _ in seen] == [("bo_mf/init", "1m")] * 3 + [("bo_mf/init_target", "60m")] * 2
+    assert np.allclose(seen[3][2], seen[0][2]) and np.allclose(seen[4][2], seen[1][2])
+    assert np.allclose(seen[0][2], land._space.center)
+
+
+def design_history(land, n_cheap=6, targets=(0, 1), pending=()):
+    """A finished design: n_cheap Sobol mixtures at 1m, then some of them again at 60m."""
+    X = land._space.sample(n_cheap, method="sobol", seed=3)
+    sources = ["bo_mf/init"] * n_cheap + ["bo_mf/init_target"] * len(targets)
+    return mf_history(land, [*X, *X[list(targets)]], ["1m"] * n_cheap + ["60m"] * len(targets), pending, sources)
+
+
+def test_acquisition_weighs_cost_against_the_task_correlation():
+    land = landscape("multiscale", k=3, seed=0)
+    opt = get_optimizer("bo_mf", seed=0, n_init=6, n_target_init=2, target_share=0.0, **FAST)
+    history = design_history(land)
+    X = land._space.sample(20, method="random", seed=5)
+    scores = opt.score_fidelities(history, X)
+    gap = scores["1m"] - scores["60m"]  # = log rho(x) + log(60), rho <= 1
+    assert np.all(gap <= math.log(60) + 1e-6)
+    assert np.all(gap > 0)  # the scales agree, so a 60x cheaper run is worth more
+    assert np.allclose(opt.score_fidelities(history, X)["1m"], scores["1m"])  # deterministic
+    (p,) = opt.suggest(history, 1)
+    assert (p.source, p.fidelity) == ("bo_mf/gp", "1m")
+
+
+def test_a_cheap_scale_that_disagrees_with_the_target_is_not_worth_its_low_cost():
+    land = landscape("multiscale", k=3, seed=0)
+    X = land._space.sample(8, method="sobol", seed=3)
+    target = land.true_loss_matrix(X)
+    trials = [Trial(i, land._space.to_mixture(x), TrialState.COMPLETED, "bo_mf/init", i,
+                    dict(zip(land.loss_names, (7.0 - row).tolist())), fidelity="1m")  # the mirror image
+              for i, (x, row) in enumerate(zip(X, target))]
+    trials += [Trial(8 + i, land._space.to_mixture(X[i]), TrialState.COMPLETED, "bo_mf/init_target", 8 + i,
+                     dict(zip(land.loss_names, target[i].tolist())), fidelity="60m") for i in range(4)]
+    mirrored = History(land._space, Objective("mean"), tuple(trials), None, land.fidelities, "60m")
+    agreeing = mf_history(land, [*X, *X[:4]], ["1m"] * 8 + ["60m"] * 4, (), [t.proposed_by for t in trials])
+    opt = get_optimizer("bo_mf", seed=0, n_init=8, n_target_init=4, target_share=0.0, **FAST)
+    C = land._space.sample(20, method="random", seed=5)
+    gap = {name: s["1m"] - s["60m"] for name, h in (("mirrored", mirrored), ("agreeing", agreeing))
+           for s in [opt.score_fidelities(h, C)]}  # log rho(x) + log 60 each
+    assert np.all(gap["mirrored"] < gap["agreeing"])  # a cheap run is worth less when the scales disagree
+    assert (gap["agreeing"] - gap["mirrored"]).mean() > 1.0
+    assert np.all(gap["agreeing"] > 0)
+
+
+def test_the_target_share_forces_runs_at_the_target():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land, n_cheap=6, targets=(0,))  # 60 of 66 compute units at the target
+    opt = get_optimizer("bo_mf", seed=0, n_init=6, n_target_init=1, target_share=0.95, **FAST)
+    scores = opt.score_fidelities(history, land._space.sample(4, method="random", seed=1))
+    assert np.all(scores["1m"] == -np.inf) and np.all(np.isfinite(scores["60m"]))
+    picks = opt.suggest(history, 2)  # 60/66 < 0.95: forced; then 120/126 >= 0.95: free, and 1m is worth more
+    assert [p.fidelity for p in picks] == ["60m", "1m"]
+    assert np.abs(picks[0].weights - picks[1].weights).max() > 1e-6
+
+
+def test_a_compute_budget_keeps_the_last_affordable_pick_for_the_target():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land, n_cheap=6, targets=(0, 1))  # 126 compute units spent
+    for budget, expected in ((126 + 60.5, "60m"), (126 + 59.5, "1m"), (126 + 200, "1m")):
+        opt = get_optimizer("bo_mf", seed=0, target_share=0.0, compute_budget=budget, **FAST)
+        assert opt.suggest(history, 1)[0].fidelity == expected, budget
+
+
+def test_recommendation_is_the_target_prediction_with_its_sd():
+    land = landscape("multiscale", k=3, seed=0)
+    opt = get_optimizer("bo_mf", seed=0, **FAST)
+    history = design_history(land)
+    rec = opt.recommend(history)
+    mean, sd = opt.predict(history, history.X())
+    i = int(np.argmin(mean))
+    assert rec.value == pytest.approx(mean[i]) and rec.sd == pytest.approx(sd[i]) and rec.sd > 0
+    assert rec.source == "posterior mean at the target, evaluated mixtures"
+    assert rec.weights == history.completed[i].weights
+    # the target prediction follows the target scale, not the cheap one
+    assert abs(rec.value - land.true_value(rec.weights)) < abs(rec.value - land.at("1m").true_value(rec.weights))
+
+
+def test_a_study_runs_bo_mf_over_a_multiscale_landscape(tmp_path):
+    land = landscape("multiscale", k=3, seed=1, noise_sd=0.005)
+    study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(land.domains), seed=0,
+                               optimizer=get_optimizer("bo_mf", seed=0, n_init=4, n_target_init=1, **FAST),
+                               fidelities=land.fidelities)
+    for _ in range(8):
+        (t,) = study.ask()
+        study.tell(t, land.evaluate(t.weights, TrialContext(t.number, t.seed, fidelity=t.fidelity)))
+    fids = [t.fidelity for t in study.trials]
+    assert fids[:5] == ["1m"] * 4 + ["60m"] and set(fids) <= {"1m", "60m"}
+    compute = [land.fidelities[f] for f in fids]
+    assert sum(c for c, f in zip(compute, fids) if f == "60m") >= 0.5 * (sum(compute) - 60)  # target share
+    again = bomix.load_study(tmp_path / "s")
+    assert again.recommend() == study.recommend() and study.recommend().sd is not None
+
+
+def test_pool_mode_picks_run_scale_pairs_and_recommends_a_measured_target_run(tmp_path):
+    from test_fidelity import toy_scales  # tests/ is on sys.path (rootdir-relative test modules)
+
+    ev = ReplayScales(scales=toy_scales(n=14, small_level=1.0))  # the small scale's losses are the lowest
+    opt = get_optimizer("bo_mf", seed=0, n_init=4, n_target_init=2, **FAST)
+    study = bomix.create_study(tmp_path / "p", space=ev.space, optimizer=opt, pool=ev.pool,
+                               fidelities=ev.fidelities)
+    for _ in range(9):
+        (t,) = study.ask()
+        study.tell(t, ev.evaluate(t.weights, TrialContext(t.number, t.seed, fidelity=t.fidelity)))
+    pairs = [(ev.nearest(t.weights), t.fidelity) for t in study.trials]
+    assert len(set(pairs)) == len(pairs)  # no (run, scale) twice
+    assert {r for r, f in pairs if f == "small"} & {r for r, f in pairs if f == "big"}  # a run at both scales
+    rec = study.recommend()
+    at_target = [t for t in study.trials if t.fidelity == "big"]
+    best = min(at_target, key=lambda t: t.value)
+    assert (rec.trial, rec.value, rec.source) == (best.number, best.value, "best evaluated logged run at the target")
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ConfigError, match="target_share must be a number in \\[0, 1\\], got 1.5"):
+        get_optimizer("bo_mf", target_share=1.5)
+    with pytest.raises(ConfigError, match="n_target_init must be an integer >= 1, got 0"):
+        get_optimizer("bo_mf", n_target_init=0)
