@@ -12,6 +12,7 @@ from machines of different speed can be compared: divide by it.
 
     python experiments/bench_suggest_time.py                 # default model, every case
     python experiments/bench_suggest_time.py --models auto per_domain scalar lowrank
+    python experiments/bench_suggest_time.py --prior-means constant law
 
 Run from the repository root, with nothing else running (times on a busy machine mean little).
 """
@@ -68,14 +69,15 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=[None], help="bo models to time (default: bo's default)")
+    parser.add_argument("--prior-means", nargs="*", default=["constant"], choices=["constant", "law"])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     args = parser.parse_args()
     print(f"reference: 1024x1024 float64 matmul, one thread: {matmul_reference() * 1e3:.1f} ms")
     for case in args.cases:
         history = history_for(case)
         target = CASES[case][2]
-        for model in args.models:
-            opt = bomix.get_optimizer("bo", seed=0, **({} if model is None else {"model": model}))
+        for model, prior_mean in [(m, p) for p in args.prior_means for m in args.models]:
+            opt = bomix.get_optimizer("bo", seed=0, prior_mean=prior_mean, **({} if model is None else {"model": model}))
             times = []
             for _ in range(CALLS):
                 start = time.perf_counter()
@@ -83,7 +85,7 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             med = float(np.median(times))
             print(f"{case:<9} k={history.space.k:<3} m={len(history.completed[0].losses):<4} "
-                  f"n={len(history.completed):<4} bo model={model or 'default':<11} suggest median {med:6.2f} s "
+                  f"n={len(history.completed):<4} bo model={model or 'default':<10} prior_mean={prior_mean:<8} suggest median {med:6.2f} s "
                   f"(min {min(times):.2f}, max {max(times):.2f})  target <= {target} s: "
                   f"{'met' if med <= target else f'MISSED by {med - target:.2f} s'}", flush=True)
 
