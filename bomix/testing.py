@@ -194,6 +194,8 @@ class FaultInjector(Evaluator):
         self.domains = getattr(evaluator, "domains", None)
         self.loss_names = getattr(evaluator, "loss_names", None)
         self.pool = getattr(evaluator, "pool", None)
+        self.fidelities = getattr(evaluator, "fidelities", None)  # a multi-scale evaluator stays one
+        self.target_fidelity = getattr(evaluator, "target_fidelity", None)
 
     def evaluate(self, weights, context: TrialContext | None = None) -> Evaluation:
         context = context or TrialContext()
