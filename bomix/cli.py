@@ -16,7 +16,8 @@ def _print_best(study) -> None:
     if best is None:
         print("no completed trials yet")
         return
-    print(f"best observed: trial {best.number}, {study.objective.kind} loss {best.value:.4f} nats/token")
+    at = "" if study.fidelities is None else f" at the target fidelity {study.target_fidelity!r}"
+    print(f"best observed{at}: trial {best.number}, {study.objective.kind} loss {best.value:.4f} nats/token")
     for d, w in best.weights.items():
         print(f"  {d:<16} {w:.4f}")
     rec = study.recommend()
@@ -24,10 +25,31 @@ def _print_best(study) -> None:
         return
     sd = "" if rec.sd is None else f" +- {rec.sd:.4f}"
     where = "" if rec.trial is None else f"trial {rec.trial}, "
-    print(f"recommended ({rec.source}): {where}predicted {study.objective.kind} loss {rec.value:.4f}{sd}")
+    if study.fidelities is not None and rec.trial is not None:
+        where = f"trial {rec.trial} (run at {_fidelity_of(study, study.trials[rec.trial])!r}), "
+    at = "" if study.fidelities is None else f" at {study.target_fidelity!r}"
+    print(f"recommended ({rec.source}): {where}predicted {study.objective.kind} loss{at} {rec.value:.4f}{sd}")
     if rec.trial != best.number:
         for d, w in rec.weights.items():
             print(f"  {d:<16} {w:.4f}")
+
+
+def _fidelity_of(study, trial) -> str | None:
+    """The scale `trial` ran at (a trial with none ran at the target)."""
+    return trial.fidelity or study.target_fidelity
+
+
+def _fidelity_lines(study) -> list[str]:
+    """One line per fidelity of a multi-fidelity study: cost, trials by state; [] single-fidelity."""
+    from bomix.trial import TrialState
+
+    lines = []
+    for name, cost in (study.fidelities or {}).items():
+        mine = [t for t in study.trials if _fidelity_of(study, t) == name]
+        counts = ", ".join(f"{sum(t.state is s for t in mine)} {s.value}" for s in TrialState)
+        target = ", target" if name == study.target_fidelity else ""
+        lines.append(f"  {name} (relative cost {cost:g}{target}): {counts}")
+    return lines
 
 
 def _campaign(config, *, show_progress):
@@ -43,7 +65,8 @@ def _campaign(config, *, show_progress):
     space = config.space.build()
     check_evaluator_domains(evaluator, space)  # before anything is written
     study = bomix.create_study(config.study.dir, space=space, optimizer=optimizer, objective=config.study.objective,
-                               seed=config.study.seed, load_if_exists=True, pool=evaluator.pool)
+                               seed=config.study.seed, load_if_exists=True, pool=evaluator.pool,
+                               fidelities=evaluator.fidelities, target_fidelity=evaluator.target_fidelity)
     config.write(study.directory / "config.json")
     before = study.n_finished
     progress = config.study.show_progress if show_progress is None else show_progress
@@ -122,8 +145,12 @@ def cmd_status(args) -> None:
     print(f"study {study.directory}: optimizer {study.optimizer.name}, objective {study.objective.kind}, "
           f"{len(study.space.domains)} domains")
     print("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {len(study.queued)} queued")
+    if study.fidelities is not None:
+        print("by fidelity:")
+        print("\n".join(_fidelity_lines(study)))
     best = study.best_trial
-    print("best so far: " + ("none" if best is None else f"{best.value:.4f} (trial {best.number})"))
+    at = "" if study.fidelities is None else f" at the target fidelity {study.target_fidelity!r}"
+    print(f"best so far{at}: " + ("none" if best is None else f"{best.value:.4f} (trial {best.number})"))
 
 
 def cmd_best(args) -> None:
@@ -134,6 +161,8 @@ def cmd_best(args) -> None:
         best = study.best_trial
         out = None if best is None else {"trial": best.number, "value": best.value, "weights": best.weights,
                                          "losses": best.losses}
+        if out is not None and study.fidelities is not None:  # single-fidelity output stays as it was
+            out["fidelity"] = _fidelity_of(study, best)
         print(json.dumps(out, indent=2))
     else:
         _print_best(study)

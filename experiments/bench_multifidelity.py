@@ -2,6 +2,7 @@
 
     python experiments/bench_multifidelity.py --problem multiscale --seeds 2 --budget 4
     python experiments/bench_multifidelity.py --problem regmix --seeds 2 --budget 2
+    python experiments/bench_multifidelity.py --methods bo_mf --mf-params '{"n_target_init": 3}'
 
 Every method gets the same compute budget, `--budget` target-scale runs' worth (cost = a scale's
 relative cost, parameters x tokens; a trial is charged its evaluator's cost["compute"]). A method
@@ -86,11 +87,11 @@ def run(study, evaluator, budget: float, cost_of) -> tuple[int, float]:
         spent += cost
 
 
-def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path) -> dict:
+def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path, mf_params=None) -> dict:
     budget = budget_runs * problem.costs[problem.target]
     kw = {"space": problem.space, "seed": seed, "objective": problem.objective}
     if method == "bo_mf":
-        opt = bomix.get_optimizer("bo_mf", seed=seed, compute_budget=budget, **FAST_BO)
+        opt = bomix.get_optimizer("bo_mf", seed=seed, compute_budget=budget, **{**FAST_BO, **(mf_params or {})})
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool,
                                    fidelities=problem.costs, target_fidelity=problem.target, **kw)
         n, spent = run(study, problem.mf, budget, lambda t: problem.costs[t.fidelity])
@@ -122,8 +123,13 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "regmix-1m-60m"))
     ap.add_argument("--out", default="", help="append one JSON line per (method, seed) here")
+    ap.add_argument("--mf-params", default="{}",
+                    help='bo_mf constructor arguments as JSON, e.g. \'{"n_target_init": 3}\'')
     args = ap.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
+    mf_params = json.loads(args.mf_params)
+    if not isinstance(mf_params, dict):
+        raise SystemExit(f"--mf-params must be a JSON object of bo_mf arguments, got {args.mf_params!r}")
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"--methods must be among {list(METHODS)}, got {unknown}")
@@ -132,8 +138,8 @@ def main(argv=None) -> None:
         problem = Problem(args.problem, seed, args.ratio, args.objective, args.data)
         with tempfile.TemporaryDirectory() as tmp:
             for method in methods:
-                row = {"problem": args.problem, "budget": args.budget, **bench(problem, method, seed, args.budget,
-                                                                               Path(tmp))}
+                row = {"problem": args.problem, "budget": args.budget, "mf_params": mf_params,
+                       **bench(problem, method, seed, args.budget, Path(tmp), mf_params)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.out:

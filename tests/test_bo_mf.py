@@ -38,14 +38,29 @@ def test_design_is_cheap_then_the_same_mixtures_at_the_target():
     land = landscape("multiscale", k=3, seed=0)
     opt = get_optimizer("bo_mf", seed=0, n_init=3, n_target_init=2, **FAST)
     history = mf_history(land, [], [])
-    seen = []
+    seen, flags = [], []
     for _ in range(5):
         (p,) = opt.suggest(history, 1)
         seen.append((p.source, p.fidelity, p.weights))
+        flags.append(p.design)
         history = mf_history(land, [w for _, _, w in seen], [f for _, f, _ in seen], sources=[s for s, _, _ in seen])
     assert [(s, f) for s, f, _ in seen] == [("bo_mf/init", "1m")] * 3 + [("bo_mf/init_target", "60m")] * 2
     assert np.allclose(seen[3][2], seen[0][2]) and np.allclose(seen[4][2], seen[1][2])
     assert np.allclose(seen[0][2], land._space.center)
+    # the cheap points the target reruns are no space-filling picks (a pool takes the run nearest them)
+    assert flags == [False, False, True, False, False]
+
+
+def test_the_target_design_reruns_what_the_cheap_design_ran():
+    """In a pool the cheap design may run other mixtures than its points: the target reruns those."""
+    land = landscape("multiscale", k=3, seed=0)
+    opt = get_optimizer("bo_mf", seed=0, n_init=3, n_target_init=2, **FAST)
+    ran = land._space.sample(3, method="sobol", seed=11)  # not the design points
+    history = mf_history(land, ran, ["1m"] * 3, sources=["bo_mf/init"] * 3)
+    (p,) = opt.suggest(history, 1)
+    assert (p.source, p.fidelity) == ("bo_mf/init_target", "60m") and np.allclose(p.weights, ran[0])
+    history = mf_history(land, [*ran, ran[0]], ["1m"] * 3 + ["60m"], sources=["bo_mf/init"] * 3 + ["bo_mf/init_target"])
+    assert np.allclose(opt.suggest(history, 1)[0].weights, ran[1])
 
 
 def design_history(land, n_cheap=6, targets=(0, 1), pending=()):
@@ -151,6 +166,10 @@ def test_pool_mode_picks_run_scale_pairs_and_recommends_a_measured_target_run(tm
     pairs = [(ev.nearest(t.weights), t.fidelity) for t in study.trials]
     assert len(set(pairs)) == len(pairs)  # no (run, scale) twice
     assert {r for r, f in pairs if f == "small"} & {r for r, f in pairs if f == "big"}  # a run at both scales
+    # the target's design reruns the runs the cheap design picked (by maximin, not nearest its points)
+    runs = {s: [ev.nearest(t.weights) for t in study.trials if t.proposed_by == s]
+            for s in ("bo_mf/init", "bo_mf/init_target")}
+    assert runs["bo_mf/init_target"] == runs["bo_mf/init"][:2]
     rec = study.recommend()
     at_target = [t for t in study.trials if t.fidelity == "big"]
     best = min(at_target, key=lambda t: t.value)

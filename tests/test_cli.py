@@ -132,3 +132,55 @@ def test_bo_config_with_replicates(tmp_path, repo_root, capsys):
     assert "replicated top mixtures" in out and "recommended (posterior mean" in out
     study = bomix.load_study(d)
     assert len(study.trials) == 9 and [t.proposed_by for t in study.trials[7:]] == ["replicate"] * 2
+
+
+def test_multi_fidelity_config_runs_and_resumes(tmp_path, repo_root, capsys):
+    d = tmp_path / "mf"
+    fast = "optimizer.params={n_init = 3, n_target_init = 2, num_restarts = 2, raw_samples = 32, mc_samples = 16}"
+    args = ["run", str(repo_root / "experiments/configs/mf_multiscale.toml"), "--set", f"study.dir='{d}'",
+            "--set", fast, "--no-progress"]
+    assert main([*args, "--set", "study.n_trials=5"]) == 0
+    assert "best observed at the target fidelity '60m'" in capsys.readouterr().out
+    study = bomix.load_study(d)
+    assert study.fidelities == {"1m": 1.0, "60m": 60.0} and study.target_fidelity == "60m"
+    first = [(t.fidelity, t.weights, t.losses) for t in study.trials]
+    assert [f for f, _, _ in first] == ["1m"] * 3 + ["60m"] * 2  # the cheap design, then the target's
+    study.close()
+    assert main([*args, "--set", "study.n_trials=7"]) == 0  # resume: two more trials, chosen by the model
+    capsys.readouterr()
+    study = bomix.load_study(d)
+    assert [(t.fidelity, t.weights, t.losses) for t in study.trials[:5]] == first
+    assert len(study.trials) == 7 and {t.fidelity for t in study.trials[5:]} <= {"1m", "60m"}
+    assert [t.proposed_by for t in study.trials[5:]] == ["bo_mf/gp"] * 2
+    assert main(["status", str(d)]) == 0
+    out = capsys.readouterr().out
+    n_big = sum(t.fidelity == "60m" for t in study.trials)
+    assert f"60m (relative cost 60, target): 0 running, {n_big} completed" in out
+    assert f"1m (relative cost 1): 0 running, {7 - n_big} completed" in out
+    assert main(["best", str(d), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    assert best["fidelity"] == "60m" and best["trial"] == study.best_trial.number
+    assert study.trials[best["trial"]].fidelity == "60m"
+    # the best is the lowest value among the target's trials, not among all of them
+    assert best["value"] == min(t.value for t in study.trials if t.fidelity == "60m")
+
+
+def test_single_fidelity_best_json_has_no_fidelity(tmp_path, repo_root, capsys):
+    d = tmp_path / "study"
+    assert main(["run", str(repo_root / EXAMPLE), "--set", f"study.dir='{d}'", "--set", "study.n_trials=3",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["best", str(d), "--json"]) == 0
+    assert "fidelity" not in json.loads(capsys.readouterr().out)
+    assert main(["status", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "by fidelity" not in out and "best so far: " in out
+
+
+def test_a_bad_scale_cost_is_one_line_and_writes_nothing(tmp_path, repo_root, capsys):
+    d = tmp_path / "mf"
+    assert main(["run", str(repo_root / "experiments/configs/mf_multiscale.toml"), "--set", f"study.dir='{d}'",
+                 "--set", 'evaluator.params.scales={"1m" = 1.0, "60m" = -60.0}']) == 2
+    err = capsys.readouterr().err
+    assert "a fidelity's cost must be a finite number > 0, got 60m=-60.0" in err and len(err.splitlines()) == 1
+    assert not d.exists()

@@ -172,3 +172,9 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     assert "<title>bomix report</title>" in dom
     assert 'data-images-ok="true"' in dom and 'data-images="7"' in dom
+
+
+def test_single_fidelity_report_has_no_scale_transfer(built):
+    assert not list(built.glob("transfer_*.csv")) and not (built / "figures" / "scale_transfer.png").exists()
+    assert "Scale transfer" not in (built / "report.md").read_text()
+    assert "fidelity" not in pd.read_csv(built / "trials.csv").columns

@@ -8,8 +8,11 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    outcomes, learned noise. Its target output is the model of the target scale;
                    what the cheap scale says about it flows through the learned task correlation.
     initial design `n_init` points at the cheapest scale (the space's center, its prior, Sobol,
-                   as bo's design), then `n_target_init` points at the target: the first design
-                   mixtures again, so the model sees the same mixtures at both scales.
+                   as bo's design), then `n_target_init` points at the target: the mixtures the
+                   first `n_target_init` cheap design trials ran, so the model, and the report's
+                   scale-transfer check, see them at both scales. In pool mode those first cheap
+                   points take the logged run nearest the design point (not a maximin run), so
+                   the target reruns the run nearest the center, the prior, ...
     acquisition    cost-aware, after Huang et al.'s augmented EI (2006): the value of running x
                    at fidelity f is
                        log EI_target(x) + log rho_f(x) + log(cost_target / cost_f)
@@ -133,11 +136,17 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         size = bo.init_size(history.space.k, history.budget)
         design = bo.initial_design(history.space, max(size, self.n_target_init))
         done = history.count("bo_mf/init")
-        if done < size:
-            return Proposal(design[done], "bo_mf/init", design=True, fidelity=self._cheapest(history))
+        if done < size:  # the points the target's design reruns are not space-filling picks: in a pool
+            # search they take the run nearest the point (e.g. the prior), not a maximin run
+            return Proposal(design[done], "bo_mf/init", design=done >= self.n_target_init,
+                            fidelity=self._cheapest(history))
         done_t = history.count("bo_mf/init_target")
         if done_t < self.n_target_init:
-            return Proposal(design[done_t], "bo_mf/init_target", fidelity=history.target_fidelity)
+            # the mixtures the cheap design ran (in a pool search, the logged runs it picked), so
+            # that they are run at both scales
+            cheap = [t.x for t in history.trials if t.proposed_by == "bo_mf/init"]
+            x = cheap[done_t] if done_t < len(cheap) else design[done_t]
+            return Proposal(x, "bo_mf/init_target", fidelity=history.target_fidelity)
         return None
 
     def _forced(self, history: History) -> bool:

@@ -30,7 +30,7 @@ def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
 
     log: a function taking one progress line (default: print to stderr); log=False is silent.
     """
-    from bomix.report import document, figures, surrogate, tables
+    from bomix.report import document, figures, scale_transfer, surrogate, tables
 
     say = (lambda line: None) if log is False else log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.perf_counter()
@@ -48,6 +48,10 @@ def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
     step("predicted vs actual: models on the common held-out trials (cached per study)")
     t["surrogate"] = surrogate.predictions(data)
     t["surrogate_scores"] = surrogate.scores(t["surrogate"])
+    multi_fidelity = scale_transfer.multi_fidelity(data)  # else nothing below changes
+    if multi_fidelity:
+        step("scale transfer: mixtures run at both scales, one-step-ahead predictions at the target (cached)")
+        t.update(scale_transfer.tables(data))
     for stem, df in t.items():
         tmp = out / f"{stem}.csv.tmp"
         df.to_csv(tmp, index=False)
@@ -56,7 +60,9 @@ def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
     figure_dir = out / "figures"
     figure_dir.mkdir(exist_ok=True)
     results = {}
-    for stem, name, func, kwargs in figures.FIGURES:
+    order = figures.FIGURES + ([("scale_transfer", "Scale transfer", scale_transfer.figure, {})]
+                               if multi_fidelity else [])
+    for stem, name, func, kwargs in order:
         path = figure_dir / f"{stem}.png"
         try:
             results[stem] = (func(data, t, path, **kwargs), None)
@@ -65,7 +71,7 @@ def report(dirs, out, *, title: str = "bomix report", log=None) -> Path:
             path.unlink(missing_ok=True)
             results[stem] = (None, str(e))
             step(f"figure {stem}.png skipped: {e}")
-    blocks = document.sections(data, t, {"order": figures.FIGURES, "results": results})
+    blocks = document.sections(data, t, {"order": order, "results": results})
     document.write_html(out / "report.html", blocks, figure_dir, title)
     document.write_markdown(out / "report.md", blocks, figure_dir, title)
     step(f"wrote {out / 'report.html'} and {out / 'report.md'}")

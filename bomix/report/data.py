@@ -165,7 +165,9 @@ def _trial_rows(study, label, seed, truth) -> list[dict]:
             cum_cost += float(cost or 0.0)
         value = t.value if t.state is TrialState.COMPLETED else None
         true_value = _num(truths[i]) if truths is not None and i < len(truths) else math.nan
-        if value is not None and not replicate and value < best:
+        fidelity = t.fidelity or study.target_fidelity  # None single-fidelity
+        # "best" is at the target scale, as study.best_trial's: losses at other scales do not compare
+        if value is not None and not replicate and value < best and fidelity == study.target_fidelity:
             best, true_best = value, true_value
         rows.append({"label": label, "seed": seed, "number": t.number, "trial_index": index if finished and not replicate
                      else math.nan, "state": t.state.value, "replicate_of": t.extra.get("replicate_of"),
@@ -174,6 +176,7 @@ def _trial_rows(study, label, seed, truth) -> list[dict]:
                      "true_value": true_value, "true_of_best_so_far": true_best,
                      "proposed_by": t.proposed_by, "cost_seconds": math.nan if cost is None else float(cost),
                      "cum_cost_seconds": cum_cost,
+                     **({"fidelity": fidelity} if study.fidelities is not None else {}),
                      **{f"w_{d}": w for d, w in t.weights.items()},
                      **{f"loss_{n}": v for n, v in (t.losses or {}).items()}})
     return rows
@@ -212,7 +215,9 @@ def collect(dirs):
     nats/token; NaN unless COMPLETED), best_so_far (running min of value over COMPLETED
     non-replicate trials in trial order), true_value (noise-free objective when the evaluator
     knows it, e.g. a landscape; else NaN), true_of_best_so_far (true value of the best observed
-    mixture so far), proposed_by, cost_seconds, cum_cost_seconds, w_<domain>, loss_<name>.
+    mixture so far), proposed_by, cost_seconds, cum_cost_seconds, w_<domain>, loss_<name>; and, for
+    multi-fidelity studies only, fidelity (the scale the trial ran at; best_so_far then counts only
+    the target's trials, as Study.best_trial does).
     """
     return load(dirs).trials
 

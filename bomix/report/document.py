@@ -131,6 +131,11 @@ def sections(data, tables, figures) -> list[tuple]:
                         .rename(columns=lambda c: f"{c} trials" if isinstance(c, (int, np.integer)) else c))]
     for stem, title, _, _ in figures["order"]:
         caption, skip = figures["results"][stem]
+        if stem == "scale_transfer":  # its own section: figure and tables (multi-fidelity studies only)
+            from bomix.report import scale_transfer
+
+            blocks += scale_transfer.blocks(tables, (caption, skip))
+            continue
         blocks += [("h2", title), ("figure", stem, caption, skip)]
         if stem == "final_values":
             blocks += [("h3", "Paired tests"),
@@ -178,6 +183,7 @@ def sections(data, tables, figures) -> list[tuple]:
             study = next(st for st in data.studies.values() if str(st.directory) == str(s["path"]))
             configs.append({"path": s["path"], **{k: study.spec.get(k) for k in ("space", "objective", "optimizer",
                                                                                   "seed", "bomix_version")},
+                            **({"fidelities": study.spec["fidelities"]} if study.spec.get("fidelities") else {}),
                             **({"evaluator": s["evaluator"]} if "evaluator" in s else {})})
     blocks += [("h2", "Configuration and versions"),
                ("table", pd.DataFrame(list(versions().items()), columns=["package", "version"])),

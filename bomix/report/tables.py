@@ -58,6 +58,8 @@ def finals_by_seed(data):
     reps = data.replicates
     for (label, seed), g in within_budget(data).groupby(["label", "seed"], sort=False):
         done = g[g["value"].notna()]
+        if "fidelity" in g and g["fidelity"].notna().any():  # multi-fidelity: the best is at the target
+            done = done[done["fidelity"] == data.studies[(label, seed)].target_fidelity]
         row = {"label": label, "seed": seed, "n_trials": int(g["trial_index"].max()), "best_number": None,
                "best_observed": math.nan, "true_of_best_observed": math.nan, "recommended_trial": None,
                "recommended_predicted": math.nan, "true_of_recommended": math.nan,
