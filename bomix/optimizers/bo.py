@@ -248,7 +248,7 @@ class BayesOpt(Optimizer):
             target = -history.y()[:, None]
             if law is not None:
                 target = target + compose(law_outputs(torch.as_tensor(X, dtype=torch.double))).numpy()[:, None]
-            lowrank, decode = None, None
+            lowrank = None
         else:
             target = Y if law is None else Y - law_outputs(torch.as_tensor(X, dtype=torch.double)).numpy()
             lowrank = bo_models.LowRank.fit(target) if kind == "lowrank" else None

@@ -43,35 +43,19 @@ bo_mf is bo with a scalar GP (bomix.optimizers.bo.BayesOpt, model="scalar").
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import warnings
 
 import numpy as np
 
 from bomix.errors import ConfigError
 from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
-from bomix.optimizers.bo import BayesOpt
+from bomix.optimizers.bo import BayesOpt, _torch_threads
+from bomix.optimizers.pool import with_pending
 from bomix.optimizers.pool_mf import FidelityScorer
-from bomix.trial import Trial, TrialState
 
 FIT_MAXITER = 100
 RHO_MIN = 1e-6  # correlations below this (or negative) count as this: a useless cheap run
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class MultiFidelityBO(Optimizer, FidelityScorer):
@@ -124,7 +108,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
             return self._single().suggest(history, n)
         picks: list[Proposal] = []
         for _ in range(n):  # greedy: each pick sees the earlier ones as pending trials
-            picks.append(self._next(_with_pending(history, picks, self.name)))
+            picks.append(self._next(with_pending(history, picks, self.name)))
         return picks
 
     def _cheapest(self, history: History) -> str:
@@ -326,13 +310,3 @@ def _cost_aware_class():
 
 def _CostAware(base, model, fidelity: int, target: int, log_ratio: float):
     return _cost_aware_class()(base, model, fidelity, target, log_ratio)
-
-
-def _with_pending(history: History, picks: list[Proposal], name: str) -> History:
-    """`history` with this call's earlier picks appended as RUNNING trials at their fidelities."""
-    if not picks:
-        return history
-    start = max((t.number for t in history.trials), default=-1) + 1
-    extra = tuple(Trial(start + i, history.space.to_mixture(p.weights), TrialState.RUNNING, p.source or name,
-                        fidelity=p.fidelity) for i, p in enumerate(picks))
-    return dataclasses.replace(history, trials=history.trials + extra)

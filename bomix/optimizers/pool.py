@@ -93,7 +93,7 @@ class PoolSearch(Optimizer):
         held = set(nearest_rows(self.pool, history.X(list(history.trials))).tolist())
         picks: list[Proposal] = []
         for j in range(n):
-            now = _with_pending(history, picks, self.name)
+            now = with_pending(history, picks, self.name)
             free = np.array([i for i in range(len(self.pool)) if i not in held], dtype=int)
             pick = self._pick(now, free, held, j)
             row = pick.info.get("pool_row")
@@ -147,11 +147,12 @@ def _as_proposal(p) -> Proposal:
     return p if isinstance(p, Proposal) else Proposal(np.asarray(p, dtype=float))
 
 
-def _with_pending(history: History, picks: list[Proposal], name: str) -> History:
-    """`history` with this call's earlier picks appended as RUNNING trials (pending points)."""
+def with_pending(history: History, picks: list[Proposal], name: str) -> History:
+    """`history` with this call's earlier picks appended as RUNNING trials (pending points), each at
+    its proposal's fidelity (None in a single-fidelity study)."""
     if not picks:
         return history
     start = max((t.number for t in history.trials), default=-1) + 1
-    extra = tuple(Trial(start + i, history.space.to_mixture(p.weights), TrialState.RUNNING, p.source or name)
-                  for i, p in enumerate(picks))
+    extra = tuple(Trial(start + i, history.space.to_mixture(p.weights), TrialState.RUNNING, p.source or name,
+                        fidelity=p.fidelity) for i, p in enumerate(picks))
     return dataclasses.replace(history, trials=history.trials + extra)

@@ -27,8 +27,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
-from bomix.optimizers.pool import nearest_rows
-from bomix.trial import Trial, TrialState
+from bomix.optimizers.pool import nearest_rows, with_pending
 
 
 class FidelityScorer(ABC):
@@ -64,7 +63,7 @@ class MultiFidelityPoolSearch(Optimizer):
         held = self._held(history)
         picks: list[Proposal] = []
         for _ in range(n):
-            now = _with_pending(history, picks, self.name)
+            now = with_pending(history, picks, self.name)
             pick = self._pick(now, held)
             if pick.info.get("pool_row") is not None:
                 held[pick.fidelity].add(pick.info["pool_row"])
@@ -123,13 +122,3 @@ class MultiFidelityPoolSearch(Optimizer):
         best = done[int(np.argmin(values))]
         return Recommendation(dict(best.weights), float(values.min()), None, "best evaluated logged run at the target",
                               best.number)
-
-
-def _with_pending(history: History, picks: list[Proposal], name: str) -> History:
-    """`history` with this call's earlier picks appended as RUNNING trials at their fidelities."""
-    if not picks:
-        return history
-    start = max((t.number for t in history.trials), default=-1) + 1
-    extra = tuple(Trial(start + i, history.space.to_mixture(p.weights), TrialState.RUNNING, p.source or name,
-                        fidelity=p.fidelity) for i, p in enumerate(picks))
-    return dataclasses.replace(history, trials=history.trials + extra)
