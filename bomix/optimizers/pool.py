@@ -109,7 +109,7 @@ class PoolSearch(Optimizer):
                 scores = np.asarray(scores, dtype=float).reshape(-1)
                 best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
                 return self._row(free[best], f"{self.name}/ranked", {"score": float(scores[best])})
-        proposal = _as_proposal(self.optimizer.suggest(history, 1)[0])
+        proposal = as_proposal(self.optimizer.suggest(history, 1)[0])
         if not len(free):  # every logged run is taken: the evaluator answers with the nearest (a replicate)
             return proposal
         if proposal.design and held:
@@ -125,8 +125,8 @@ class PoolSearch(Optimizer):
                          {**proposal.info, "pool_rule": rule, "proposed": [float(v) for v in proposal.weights]},
                          design=proposal.design)
 
-    def _row(self, row: int, source: str, info: dict, design: bool = False) -> Proposal:
-        return Proposal(self.pool[row].copy(), source, {**info, "pool_row": int(row)}, design)
+    def _row(self, row: int, source: str, info: dict, design: bool = False, fidelity: str | None = None) -> Proposal:
+        return Proposal(self.pool[row].copy(), source, {**info, "pool_row": int(row)}, design, fidelity)
 
     # -- what the optimizer knows -------------------------------------------------------------
     def score(self, history: History, X: np.ndarray) -> np.ndarray | None:
@@ -143,7 +143,7 @@ class PoolSearch(Optimizer):
         return Recommendation(rec.weights, rec.value, None, "best evaluated logged run", rec.trial)
 
 
-def _as_proposal(p) -> Proposal:
+def as_proposal(p) -> Proposal:
     return p if isinstance(p, Proposal) else Proposal(np.asarray(p, dtype=float))
 
 

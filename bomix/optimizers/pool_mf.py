@@ -26,8 +26,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
-from bomix.optimizers.pool import nearest_rows, with_pending
+from bomix.optimizers.base import History, Proposal, Recommendation
+from bomix.optimizers.pool import PoolSearch, as_proposal, nearest_rows, with_pending
 
 
 class FidelityScorer(ABC):
@@ -39,17 +39,12 @@ class FidelityScorer(ABC):
         higher = sooner, comparable across fidelities (cost included); or None when it cannot rank."""
 
 
-class MultiFidelityPoolSearch(Optimizer):
-    """`optimizer`, searching the (N, k) logged mixtures `pool` at every fidelity of the history."""
+class MultiFidelityPoolSearch(PoolSearch):
+    """`optimizer`, searching the (N, k) logged mixtures `pool` at every fidelity of the history.
 
-    def __init__(self, optimizer: Optimizer, pool: np.ndarray):
-        self.optimizer = optimizer
-        self.pool = np.asarray(pool, dtype=float)
-        self.name = optimizer.name
-        self.seed = getattr(optimizer, "seed", 0)
-
-    def get_params(self) -> dict:
-        return self.optimizer.get_params()
+    A PoolSearch (its constructor, parameters, score and predict) whose picks are (run, scale)
+    pairs and whose recommendation is measured at the target scale.
+    """
 
     def _held(self, history: History) -> dict[str, set[int]]:
         """{fidelity: pool rows a trial holds at it}."""
@@ -64,7 +59,7 @@ class MultiFidelityPoolSearch(Optimizer):
         picks: list[Proposal] = []
         for _ in range(n):
             now = with_pending(history, picks, self.name)
-            pick = self._pick(now, held)
+            pick = self._pick_pair(now, held)
             if pick.info.get("pool_row") is not None:
                 held[pick.fidelity].add(pick.info["pool_row"])
             picks.append(pick)
@@ -73,7 +68,7 @@ class MultiFidelityPoolSearch(Optimizer):
     def _free(self, held: dict[str, set[int]], fidelity: str) -> np.ndarray:
         return np.array([i for i in range(len(self.pool)) if i not in held[fidelity]], dtype=int)
 
-    def _pick(self, history: History, held: dict[str, set[int]]) -> Proposal:
+    def _pick_pair(self, history: History, held: dict[str, set[int]]) -> Proposal:
         if isinstance(self.optimizer, FidelityScorer):
             scores = self.optimizer.score_fidelities(history, self.pool)
             if scores is not None:
@@ -87,9 +82,8 @@ class MultiFidelityPoolSearch(Optimizer):
                         if best[1] is None or vals[i] > best[0]:
                             best = (float(vals[i]), fidelity, int(free[i]))
                 if best[1] is not None:
-                    return self._row(best[2], f"{self.name}/ranked", {"score": best[0]}, best[1])
-        proposal = self.optimizer.suggest(history, 1)[0]
-        proposal = proposal if isinstance(proposal, Proposal) else Proposal(np.asarray(proposal, dtype=float))
+                    return self._row(best[2], f"{self.name}/ranked", {"score": best[0]}, fidelity=best[1])
+        proposal = as_proposal(self.optimizer.suggest(history, 1)[0])
         fidelity = proposal.fidelity or history.target_fidelity
         free = self._free(held, fidelity)
         if not len(free):  # every run is taken at this scale: the evaluator answers with the nearest
@@ -101,16 +95,7 @@ class MultiFidelityPoolSearch(Optimizer):
             row, rule = int(free[int(np.abs(self.pool[free] - proposal.weights).sum(axis=1).argmin())]), "nearest"
         return self._row(row, proposal.source or self.name,
                          {**proposal.info, "pool_rule": rule, "proposed": [float(v) for v in proposal.weights]},
-                         fidelity, proposal.design)
-
-    def _row(self, row: int, source: str, info: dict, fidelity: str, design: bool = False) -> Proposal:
-        return Proposal(self.pool[row].copy(), source, {**info, "pool_row": int(row)}, design, fidelity)
-
-    def score(self, history: History, X: np.ndarray):
-        return self.optimizer.score(history, X)
-
-    def predict(self, history: History, X: np.ndarray):
-        return self.optimizer.predict(history, X)
+                         proposal.design, fidelity)
 
     def recommend(self, history: History) -> Recommendation | None:
         """The best run evaluated at the target scale, by its logged value (see the module docstring)."""
