@@ -117,3 +117,15 @@ def bpe_data(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("bpe")
     build_dataset(corpus, out, tokenizer="bpe", vocab_size=512)
     return DomainData(out)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (restored after): training runs are then deterministic and
+    leave the other core to the rest of the suite."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,12 +20,7 @@ GRAD_ATOL = 1e-6
 LOSS_RTOL = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def leaves(*shapes, seed=0):

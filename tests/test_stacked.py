@@ -35,12 +35,7 @@ SEEDS = [3, 0, 7]
 RUN = dict(tokens=16 * 16 * 128, eval_every=4, threads=1, eval_tokens=4096)  # 16 steps of tiny, 5 evaluations
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
