@@ -26,17 +26,12 @@ def _print_best(study) -> None:
     sd = "" if rec.sd is None else f" +- {rec.sd:.4f}"
     where = "" if rec.trial is None else f"trial {rec.trial}, "
     if study.fidelities is not None and rec.trial is not None:
-        where = f"trial {rec.trial} (run at {_fidelity_of(study, study.trials[rec.trial])!r}), "
+        where = f"trial {rec.trial} (run at {study.fidelity_of(study.trials[rec.trial])!r}), "
     at = "" if study.fidelities is None else f" at {study.target_fidelity!r}"
     print(f"recommended ({rec.source}): {where}predicted {study.objective.kind} loss{at} {rec.value:.4f}{sd}")
     if rec.trial != best.number:
         for d, w in rec.weights.items():
             print(f"  {d:<16} {w:.4f}")
-
-
-def _fidelity_of(study, trial) -> str | None:
-    """The scale `trial` ran at (a trial with none ran at the target)."""
-    return trial.fidelity or study.target_fidelity
 
 
 def _fidelity_lines(study) -> list[str]:
@@ -45,7 +40,7 @@ def _fidelity_lines(study) -> list[str]:
 
     lines = []
     for name, cost in (study.fidelities or {}).items():
-        mine = [t for t in study.trials if _fidelity_of(study, t) == name]
+        mine = [t for t in study.trials if study.fidelity_of(t) == name]
         counts = ", ".join(f"{sum(t.state is s for t in mine)} {s.value}" for s in TrialState)
         target = ", target" if name == study.target_fidelity else ""
         lines.append(f"  {name} (relative cost {cost:g}{target}): {counts}")
@@ -162,7 +157,7 @@ def cmd_best(args) -> None:
         out = None if best is None else {"trial": best.number, "value": best.value, "weights": best.weights,
                                          "losses": best.losses}
         if out is not None and study.fidelities is not None:  # single-fidelity output stays as it was
-            out["fidelity"] = _fidelity_of(study, best)
+            out["fidelity"] = study.fidelity_of(best)
         print(json.dumps(out, indent=2))
     else:
         _print_best(study)

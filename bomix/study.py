@@ -253,15 +253,23 @@ class Study:
         history = self.history()
         if self.fidelities is None or isinstance(self.optimizer, FidelityScorer):
             return history
-        at_target = tuple(t for t in history.trials if (t.fidelity or self.target_fidelity) == self.target_fidelity)
-        return dataclasses.replace(history, trials=at_target)
+        return dataclasses.replace(history, trials=tuple(t for t in history.trials if self.at_target(t)))
+
+    def fidelity_of(self, trial: Trial) -> str | None:
+        """The scale `trial` ran at: its fidelity, or the target when it has none (None single-fidelity)."""
+        return trial.fidelity if trial.fidelity is not None else self.target_fidelity
+
+    def at_target(self, trial: Trial) -> bool:
+        """True for a trial run at the target scale, and for every trial of a single-fidelity study:
+        the trials whose values "best" compares (losses at other scales do not compare)."""
+        return self.fidelity_of(trial) == self.target_fidelity
 
     @property
     def best_trial(self) -> Trial | None:
         """The COMPLETED trial with the lowest objective value (best observed), or None; in a
         multi-fidelity study, among the trials at the target fidelity."""
         done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None
-                and (self.fidelities is None or (t.fidelity or self.target_fidelity) == self.target_fidelity)]
+                and self.at_target(t)]
         return min(done, key=lambda t: (t.value, t.number)) if done else None
 
     def recommend(self) -> Recommendation | None:

@@ -124,7 +124,7 @@ def _budget_trials(study) -> list:
     """Completed non-replicate trials; in a multi-fidelity study, those at the target (as best_trial)."""
     return [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
             and "replicate_of" not in t.extra
-            and (study.fidelities is None or (t.fidelity or study.target_fidelity) == study.target_fidelity)]
+            and study.at_target(t)]
 
 
 def _recommendation(study) -> dict:

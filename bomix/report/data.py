@@ -165,9 +165,9 @@ def _trial_rows(study, label, seed, truth) -> list[dict]:
             cum_cost += float(cost or 0.0)
         value = t.value if t.state is TrialState.COMPLETED else None
         true_value = _num(truths[i]) if truths is not None and i < len(truths) else math.nan
-        fidelity = t.fidelity or study.target_fidelity  # None single-fidelity
+        fidelity = study.fidelity_of(t)  # None single-fidelity
         # "best" is at the target scale, as study.best_trial's: losses at other scales do not compare
-        if value is not None and not replicate and value < best and fidelity == study.target_fidelity:
+        if value is not None and not replicate and value < best and study.at_target(t):
             best, true_best = value, true_value
         rows.append({"label": label, "seed": seed, "number": t.number, "trial_index": index if finished and not replicate
                      else math.nan, "state": t.state.value, "replicate_of": t.extra.get("replicate_of"),

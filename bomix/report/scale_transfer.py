@@ -44,10 +44,6 @@ def multi_fidelity(data) -> bool:
     return any(s.fidelities is not None for s in data.studies.values())
 
 
-def _fidelity(study, trial) -> str:
-    return trial.fidelity or study.target_fidelity
-
-
 def _done(study):
     return [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
             and "replicate_of" not in t.extra]
@@ -58,7 +54,7 @@ def pairs(study) -> dict[str, list[tuple]]:
     order of their first cheap trial; the first completed trial of a mixture at each scale."""
     first: dict[str, dict[tuple, object]] = {f: {} for f in study.fidelities}
     for t in _done(study):
-        first[_fidelity(study, t)].setdefault(tuple(np.round(t.x, 12)), t)
+        first[study.fidelity_of(t)].setdefault(tuple(np.round(t.x, 12)), t)
     at_target = first[study.target_fidelity]
     return {f: [(t, at_target[mix]) for mix, t in by_mix.items() if mix in at_target]
             for f, by_mix in first.items() if f != study.target_fidelity}
@@ -72,7 +68,7 @@ def _history_before(study, trial):
     h = study.history()
     keep = [t for t in h.completed if t.number < trial.number and "replicate_of" not in t.extra]
     if not isinstance(study.optimizer, FidelityScorer):
-        keep = [t for t in keep if _fidelity(study, t) == study.target_fidelity]
+        keep = [t for t in keep if study.at_target(t)]
     return dataclasses.replace(h, trials=tuple(keep))
 
 
@@ -81,7 +77,7 @@ def _predictions(study) -> list[dict]:
     module docstring), cached in the study's summary.json."""
     from bomix.report.cache import cached
 
-    targets = [t for t in _done(study) if _fidelity(study, t) == study.target_fidelity]
+    targets = [t for t in _done(study) if study.at_target(t)]
 
     def compute():
         out = []
