@@ -13,6 +13,14 @@ stops before the trial that would overspend it.
                  mixture is transferred to the target
     bo_target    (b) bo at the target only (budget / cost_target trials)
     regmix_small (c) the RegMix baseline at the cheap scale, its recommendation transferred
+    uniform      the trivial reference: the uniform mixture (on a pool, the run nearest it) at the
+                 target, one run
+    olmix_small  (c) olmix (its one-shot swarm and fitted log-linear laws) at the cheap scale,
+                 its recommendation transferred: olmix's own recipe
+
+The single-scale arms run study.optimize(evaluator, n_trials) with the n_trials their compute
+buys (floor(budget / cost of their scale)), so each method's design is sized by its budget as in
+`bomix benchmark`; bo_mf runs ask/tell and stops before the trial that would overspend.
 
 Reported per method and seed: the trials and compute spent, and the target-scale regret of the
 recommended mixture (for bo_mf also its claimed target value and sd against the truth, summarised
@@ -44,7 +52,7 @@ from bomix.evaluators.landscapes import landscape  # noqa: E402
 from bomix.evaluators.replay import ReplayEvaluator  # noqa: E402
 from bomix.evaluators.replay_scales import ReplayScales, regmix_scales  # noqa: E402
 
-METHODS = ("bo_mf", "bo_small", "bo_target", "regmix_small")
+METHODS = ("bo_mf", "bo_small", "bo_target", "regmix_small", "olmix_small", "uniform")
 FAST_BO = {"raw_samples": 64, "num_restarts": 2}
 
 
@@ -54,9 +62,10 @@ class Problem:
     def __init__(self, name: str, seed: int, ratio: float, objective: str, data: str):
         self.objective = objective
         if name == "multiscale":
-            self.mf = landscape("multiscale", k=5, seed=seed, noise_sd=0.01, scales={"small": 1.0, "big": ratio},
-                                objective=objective)
-            self.small, self.big = self.mf.at("small"), self.mf
+            params = dict(k=5, seed=seed, noise_sd=0.01, scales={"small": 1.0, "big": ratio}, objective=objective)
+            self.mf = landscape("multiscale", **params)
+            # the single-scale arms see one scale as an ordinary single-fidelity landscape
+            self.small, self.big = (landscape("multiscale", scale=s, fixed=True, **params) for s in ("small", "big"))
             self.space, self.pool = bomix.MixtureSpace(self.mf.domains), None
             self.best = self.mf.optimal_value
             self.truth = lambda w: self.mf.true_value(w)
@@ -90,6 +99,9 @@ def run(study, evaluator, budget: float, cost_of) -> tuple[int, float]:
 def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path, mf_params=None) -> dict:
     budget = budget_runs * problem.costs[problem.target]
     kw = {"space": problem.space, "seed": seed, "objective": problem.objective}
+    if method == "uniform":  # no search: its regret is the uniform mixture's (pool: the nearest run's)
+        return {"method": method, "seed": seed, "trials": 1, "compute": 1.0,
+                "regret": problem.truth(problem.space.to_mixture(problem.space.center)) - problem.best}
     if method == "bo_mf":
         opt = bomix.get_optimizer("bo_mf", seed=seed, compute_budget=budget, **{**FAST_BO, **(mf_params or {})})
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool,
@@ -98,10 +110,12 @@ def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir:
     else:
         scale = problem.target if method == "bo_target" else problem.cheap
         evaluator = problem.big if scale == problem.target else problem.small
-        opt = bomix.get_optimizer("regmix", seed=seed) if method == "regmix_small" \
-            else bomix.get_optimizer("bo", seed=seed, **FAST_BO)
+        name = method.removesuffix("_small").removesuffix("_target")
+        opt = bomix.get_optimizer(name, seed=seed, **(FAST_BO if name == "bo" else {}))
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool, **kw)
-        n, spent = run(study, evaluator, budget, lambda t: problem.costs[scale])
+        n = int(budget / problem.costs[scale] + 1e-9)  # the trials this scale's compute buys
+        study.optimize(evaluator, n, show_progress=False)
+        spent = n * problem.costs[scale]
     rec = study.recommend()
     row = {"method": method, "seed": seed, "trials": n, "compute": spent / problem.costs[problem.target],
            "regret": None if rec is None else problem.truth(rec.weights) - problem.best}

@@ -128,13 +128,28 @@ def test_recommendation_is_the_target_prediction_with_its_sd():
     opt = get_optimizer("bo_mf", seed=0, **FAST)
     history = design_history(land)
     rec = opt.recommend(history)
-    mean, sd = opt.predict(history, history.X())
+    measured = history.at("60m")
+    mean, sd = opt.predict(history, history.X(measured))
     i = int(np.argmin(mean))
     assert rec.value == pytest.approx(mean[i]) and rec.sd == pytest.approx(sd[i]) and rec.sd > 0
-    assert rec.source == "posterior mean at the target, evaluated mixtures"
-    assert rec.weights == history.completed[i].weights
+    assert rec.source == "posterior mean at the target, mixtures measured at the target"
+    assert rec.weights == measured[i].weights and rec.trial == measured[i].number
     # the target prediction follows the target scale, not the cheap one
     assert abs(rec.value - land.true_value(rec.weights)) < abs(rec.value - land.at("1m").true_value(rec.weights))
+
+
+def test_a_mixture_seen_only_at_the_cheap_scale_is_never_recommended():
+    land = landscape("multiscale", k=3, seed=0)
+    opt = get_optimizer("bo_mf", seed=0, **FAST)
+    history = design_history(land, targets=(0,))  # one mixture measured at the target
+    mean, _ = opt.predict(history, history.X())
+    assert int(np.argmin(mean)) != 0  # the model prefers a cheap-only mixture ...
+    rec = opt.recommend(history)  # ... yet the deployed one was measured at the target
+    assert rec.trial == history.at("60m")[0].number and rec.weights == history.completed[0].weights
+    # before any target run, every evaluated mixture competes through the task correlation
+    cheap_only = design_history(land, targets=())
+    mean, _ = opt.predict(cheap_only, cheap_only.X())
+    assert opt.recommend(cheap_only).trial == cheap_only.completed[int(np.argmin(mean))].number
 
 
 def test_a_study_runs_bo_mf_over_a_multiscale_landscape(tmp_path):
