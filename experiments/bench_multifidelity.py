@@ -12,11 +12,12 @@ stops before the trial that would overspend it.
     bo_small     (a) bo at the cheap scale only (budget / cost_small trials); its best observed
                  mixture is transferred to the target
     bo_target    (b) bo at the target only (budget / cost_target trials)
-    regmix_small (c) the RegMix baseline at the cheap scale, its recommendation transferred
+    regmix_small (c) RegMix's recipe: its one-shot protocol (a swarm, one fitted regression,
+                 the predicted best) at the cheap scale, its recommendation transferred
     uniform      the trivial reference: the uniform mixture (on a pool, the run nearest it) at the
                  target, one run
-    olmix_small  (c) olmix (its one-shot swarm and fitted log-linear laws) at the cheap scale,
-                 its recommendation transferred: olmix's own recipe
+    olmix_small  (c) olmix's recipe: its one-shot protocol (a swarm, fitted log-linear laws, the
+                 proposer's optimum) at the cheap scale, its recommendation transferred
 
 The single-scale arms run study.optimize(evaluator, n_trials) with the n_trials their compute
 buys (floor(budget / cost of their scale)), so each method's design is sized by its budget as in
@@ -39,6 +40,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +99,12 @@ def run(study, evaluator, budget: float, cost_of) -> tuple[int, float]:
 
 
 def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path, mf_params=None) -> dict:
+    start = time.perf_counter()
+    row = _bench(problem, method, seed, budget_runs, workdir, mf_params)
+    return {**row, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path, mf_params=None) -> dict:
     budget = budget_runs * problem.costs[problem.target]
     kw = {"space": problem.space, "seed": seed, "objective": problem.objective}
     if method == "uniform":  # no search: its regret is the uniform mixture's (pool: the nearest run's)
@@ -111,7 +119,7 @@ def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir:
         scale = problem.target if method == "bo_target" else problem.cheap
         evaluator = problem.big if scale == problem.target else problem.small
         name = method.removesuffix("_small").removesuffix("_target")
-        opt = bomix.get_optimizer(name, seed=seed, **(FAST_BO if name == "bo" else {}))
+        opt = bomix.get_optimizer(name, seed=seed, **(FAST_BO if name == "bo" else {"protocol": "one_shot"}))
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool, **kw)
         n = int(budget / problem.costs[scale] + 1e-9)  # the trials this scale's compute buys
         study.optimize(evaluator, n, show_progress=False)
