@@ -16,7 +16,8 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
     prior mean       "constant" (default) or "law": a fitted data mixing law per loss, the GPs
                      modelling its residual
     GP               BoTorch's SingleTaskGP defaults: RBF-ARD kernel with the dimension-scaled
-                     lengthscale prior, learned homoskedastic noise, standardised outcomes
+                     lengthscale prior, learned homoskedastic noise, standardised outcomes;
+                     `inputs` "sqrt" or "warp" changes what the kernel sees (bo_models)
     acquisition      qLogNoisyExpectedImprovement; RUNNING trials are pending points, and so are
                      FAILED ones, so a mixture that failed is not proposed again and again
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
@@ -88,6 +89,7 @@ class BayesOpt(Optimizer):
         bomix.optimizers.bo_models: auto = one GP per loss up to 8 losses, else low rank).
     prior_mean: "constant" (BoTorch's default) or "law": the GPs model what a fitted data mixing
         law leaves (bo_models.fit_law).
+    inputs: what the kernel sees of a mixture: "raw" (default), "sqrt" or "warp" (bo_models).
     log_losses: model log(loss) per loss (not "scalar"): losses blow up as a weight -> 0.
     num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
@@ -98,12 +100,14 @@ class BayesOpt(Optimizer):
     name = "bo"
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
-                 prior_mean: str = "constant", log_losses: bool = True, num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
-                 recommend_over: str = "evaluated", n_threads: int = 1):
+                 prior_mean: str = "constant", inputs: str = "raw", log_losses: bool = True, num_restarts: int = 4,
+                 raw_samples: int = 256, mc_samples: int = 64, recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if prior_mean not in PRIOR_MEANS:
             raise ConfigError(f"bo prior_mean must be one of {list(PRIOR_MEANS)}, got {prior_mean!r}")
+        if inputs not in bo_models.INPUTS:
+            raise ConfigError(f"bo inputs must be one of {list(bo_models.INPUTS)}, got {inputs!r}")
         if recommend_over not in ("evaluated", "simplex"):
             raise ConfigError(f"bo recommend_over must be 'evaluated' or 'simplex', got {recommend_over!r}")
         if not isinstance(center, bool):
@@ -119,6 +123,7 @@ class BayesOpt(Optimizer):
         self.center = center
         self.model = model
         self.prior_mean = prior_mean
+        self.inputs = inputs
         self.log_losses = log_losses
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -257,9 +262,11 @@ class BayesOpt(Optimizer):
         Xt = torch.as_tensor(X, dtype=torch.double)
         Yt = torch.as_tensor(target, dtype=torch.double)
         Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
-        model = SingleTaskGP(Xt, Yt)
+        model = SingleTaskGP(Xt, Yt, input_transform=bo_models.input_transform(self.inputs, history.space.k))
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        shared = self.inputs == "warp" and Yt.shape[-1] > 1
         try:
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
+            fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
                              optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
         except Exception as e:  # keep the prior-initialised hyperparameters
             log.warning("bo: GP fit failed (%s); using default hyperparameters", e)

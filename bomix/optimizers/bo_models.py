@@ -19,6 +19,14 @@ the one way to make it smarter:
                  law's, and the law is added back before the objective. Where the law is right bo
                  is as good as the law; where it is wrong the GP corrects it.
 
+And what the kernel sees of a mixture (`inputs`):
+
+    raw          the weights themselves (default)
+    sqrt         sqrt(r + SQRT_EPS): the Hellinger embedding of the simplex on the sphere, which
+                 stretches the small weights of sparse many-domain mixtures
+    warp         BoTorch's Warp: a learned Kumaraswamy CDF per weight (Snoek et al.'s input
+                 warping), fitted with the GP
+
 Everything is a pure function of the history: the law's fit starts from a deterministic point.
 """
 
@@ -32,6 +40,8 @@ AUTO_MAX_OUTPUTS = 8     # auto: per-loss GPs up to this many losses, a low-rank
 LOWRANK_VARIANCE = 0.99  # lowrank keeps the fewest components that explain this share of variance
 LOWRANK_MAX = 8          # ... but never more than this many GPs
 LAW_MAXITER = 200        # L-BFGS iterations of the law's fit (all losses at once)
+INPUTS = ("raw", "sqrt", "warp")
+SQRT_EPS = 1e-4          # sqrt(r + eps): finite gradients at r = 0, where sparse mixtures sit
 
 
 def resolve(model: str, m: int) -> str:
@@ -39,6 +49,44 @@ def resolve(model: str, m: int) -> str:
     if model != "auto":
         return model
     return "per_domain" if m <= AUTO_MAX_OUTPUTS else "lowrank"
+
+
+def input_transform(inputs: str, k: int):
+    """The BoTorch input transform for `inputs` over k weights (None for "raw"). A warp is shared
+    by every output of a multi-output GP (fit it with `joint_fit_closure`)."""
+    if inputs == "raw":
+        return None
+    if inputs == "warp":
+        import torch
+        from botorch.models.transforms.input import Warp
+
+        return Warp(d=k, indices=list(range(k)), bounds=torch.stack([torch.zeros(k), torch.ones(k)]).double())
+    return _sqrt_transform()
+
+
+def joint_fit_closure(mll):
+    """A loss closure over all of mll's parameters at once. BoTorch fits a multi-output GP's
+    outputs one by one, which needs every parameter batched per output; a shared warp is not."""
+    from botorch.optim.closures import get_loss_closure_with_grads
+
+    return get_loss_closure_with_grads(mll, parameters={n: p for n, p in mll.named_parameters() if p.requires_grad})
+
+
+def _sqrt_transform():
+    from botorch.models.transforms.input import InputTransform
+    from torch.nn import Module
+
+    class Sqrt(InputTransform, Module):
+        """r -> sqrt(r + SQRT_EPS), on training and test inputs alike."""
+
+        def __init__(self):
+            super().__init__()
+            self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
+
+        def transform(self, X):
+            return (X.clamp_min(0) + SQRT_EPS).sqrt()
+
+    return Sqrt()
 
 
 @dataclass(frozen=True)
