@@ -3,6 +3,7 @@
     python experiments/bench_multifidelity.py --problem multiscale --seeds 2 --budget 4
     python experiments/bench_multifidelity.py --problem regmix --seeds 2 --budget 2
     python experiments/bench_multifidelity.py --methods bo_mf --mf-params '{"n_target_init": 3}'
+    python experiments/bench_multifidelity.py --summarise runs/mf/ms50.jsonl     # the tables again
 
 Every method gets the same compute budget, `--budget` target-scale runs' worth (cost = a scale's
 relative cost, parameters x tokens; a trial is charged its evaluator's cost["compute"]). A method
@@ -135,6 +136,31 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
     return row
 
 
+def summarise(rows: list[dict], against: str = "bo_mf") -> None:
+    """Per method: mean target regret with its 95% t-interval and the mean trials; then `against`
+    minus each other method, paired by seed (mean and t-interval, won/tied/lost, Wilcoxon p)."""
+    from bomix.report.stats import paired, t_ci
+
+    regret = {}
+    for row in rows:
+        regret.setdefault(row["method"], {})[row["seed"]] = row["regret"]
+    print(f"  {'method':13s} {'seeds':>5s} {'regret: mean [95% CI]':>28s} {'trials':>7s}")
+    for method, by_seed in regret.items():
+        mean, lo, hi, n = t_ci(list(by_seed.values()))
+        trials = np.mean([row["trials"] for row in rows if row["method"] == method])
+        print(f"  {method:13s} {n:5d} {mean:10.4f} [{lo:.4f}, {hi:.4f}] {trials:7.1f}")
+    if against not in regret:
+        return
+    print(f"  {against} minus each method, paired by seed (negative: {against} is better):")
+    for method, by_seed in regret.items():
+        seeds = sorted(set(by_seed) & set(regret[against]))
+        if method == against or not seeds:
+            continue
+        r = paired([regret[against][s] for s in seeds], [by_seed[s] for s in seeds])
+        print(f"    - {method:13s} {r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]  "
+              f"{r['wins']}/{r['ties']}/{r['losses']} won/tied/lost of {r['n_pairs']}, Wilcoxon p = {r['wilcoxon_p']:.2g}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problem", choices=("multiscale", "regmix"), default="multiscale")
@@ -147,7 +173,15 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="append one JSON line per (method, seed) here")
     ap.add_argument("--mf-params", default="{}",
                     help='bo_mf constructor arguments as JSON, e.g. \'{"n_target_init": 3}\'')
+    ap.add_argument("--against", default="bo_mf", help="the method the paired tests compare with the others")
+    ap.add_argument("--summarise", default="", metavar="JSONL",
+                    help="print the summary of the rows an earlier --out wrote, and run nothing")
     args = ap.parse_args(argv)
+    if args.summarise:
+        rows = [json.loads(line) for line in Path(args.summarise).read_text().splitlines() if line.strip()]
+        print(f"{args.summarise}: {len(rows)} rows")
+        summarise(rows, against=args.against)
+        return
     methods = [m for m in args.methods.split(",") if m]
     mf_params = json.loads(args.mf_params)
     if not isinstance(mf_params, dict):
@@ -167,11 +201,8 @@ def main(argv=None) -> None:
                 if args.out:
                     with open(args.out, "a") as f:
                         f.write(json.dumps(row) + "\n")
-    print(f"\n{args.problem}, budget {args.budget:g} target runs, {args.seeds} seeds: mean target regret (sd)")
-    for method in methods:
-        r = np.array([row["regret"] for row in rows if row["method"] == method], dtype=float)
-        n = np.mean([row["trials"] for row in rows if row["method"] == method])
-        print(f"  {method:13s} {r.mean():.4f} ({r.std():.4f})  trials {n:.1f}")
+    print(f"\n{args.problem}, budget {args.budget:g} target runs, {args.seeds} seeds:")
+    summarise(rows, against=args.against)
     claims = [row for row in rows if row["method"] == "bo_mf" and "claimed" in row]
     if len(claims) >= 3:
         from bomix.report.transfer import predicted_vs_actual
