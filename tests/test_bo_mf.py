@@ -123,6 +123,20 @@ def test_a_compute_budget_keeps_the_last_affordable_pick_for_the_target():
         assert opt.suggest(history, 1)[0].fidelity == expected, budget
 
 
+def test_the_last_affordable_target_run_exploits():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land)  # 126 compute units spent; 60.5 more afford one target run, no more
+    opt = get_optimizer("bo_mf", seed=0, target_share=0.0, compute_budget=126 + 60.5, **FAST)
+    (p,) = opt.suggest(history, 1)
+    assert p.fidelity == "60m"
+    C = land._space.sample(64, method="random", seed=4)
+    mean, _ = opt.predict(history, np.vstack([C, p.weights]))
+    assert mean[-1] <= mean[:-1].min() + 1e-3  # the best posterior mean at the target, not an EI pick
+    scores = opt.score_fidelities(history, C)  # and a pool search ranks runs by that mean
+    assert np.all(scores["1m"] == -np.inf)
+    np.testing.assert_allclose(scores["60m"], -mean[:-1], rtol=1e-6)
+
+
 def test_recommendation_is_the_target_prediction_with_its_sd():
     land = landscape("multiscale", k=3, seed=0)
     opt = get_optimizer("bo_mf", seed=0, **FAST)

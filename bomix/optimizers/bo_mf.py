@@ -30,6 +30,8 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    the last affordable pick goes to the target too: once one more cheap run would
                    leave less than a target run's cost, the pick is forced there, so cheap runs
                    are followed by a target run that can turn what they taught into a measurement.
+                   That last run exploits: it is the mixture with the best posterior mean at the
+                   target (PosteriorMean), since no later run can use what exploring would teach.
     recommend      among the mixtures measured at the target, the one with the best posterior mean
                    there, with that mean and its sd (before any target run: every evaluated
                    mixture, through the task correlation). A cheap-only mixture is never deployed
@@ -135,16 +137,20 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         return None
 
     def _forced(self, history: History) -> bool:
-        """True while less than target_share of the compute so far was spent at the target."""
+        """True while less than target_share of the compute so far was spent at the target, and
+        for the last target run the budget affords (see _final)."""
         costs = [history.fidelities[history.fidelity_of(t)] for t in history.trials]
         at_target = sum(c for c, t in zip(costs, history.trials) if history.fidelity_of(t) == history.target_fidelity)
-        if at_target < self.target_share * sum(costs):
-            return True
+        return at_target < self.target_share * sum(costs) or self._final(history)
+
+    def _final(self, history: History) -> bool:
+        """True when the compute budget affords one more target run but not a cheap run beside it:
+        the campaign's last measurement, which exploits (best posterior mean at the target)."""
         if self.compute_budget is None:
             return False
-        left = self.compute_budget - sum(costs)
+        left = self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
-        return target <= left < cheap + target  # the last target run the budget affords
+        return target <= left < cheap + target
 
     def _next(self, history: History) -> Proposal:
         design = self._design(history)
@@ -218,12 +224,16 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         from botorch.sampling import SobolQMCNormalSampler
 
         model, names = self._fit(history)
+        target, costs = history.target_fidelity, history.fidelities
+        if self._final(history):  # no later run can use what it teaches: run the best predicted
+            from botorch.acquisition import PosteriorMean
+
+            return {target: PosteriorMean(model)}
         blocked = [t.x for t in history.pending + history.failed]
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]), seed=self._step_seed(history))
         base = qLogNoisyExpectedImprovement(
             model, X_baseline=torch.as_tensor(history.X(), dtype=torch.double), sampler=sampler, prune_baseline=True,
             X_pending=torch.as_tensor(np.array(blocked), dtype=torch.double) if blocked else None)
-        target, costs = history.target_fidelity, history.fidelities
         chosen = [target] if self._forced(history) else names
         return {f: _CostAware(base, model, names.index(f), names.index(target), math.log(costs[target] / costs[f]))
                 for f in chosen}
