@@ -164,7 +164,8 @@ def summarise(rows: list[dict], against: str = "bo_mf") -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problem", choices=("multiscale", "regmix"), default="multiscale")
-    ap.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (50 for the full benchmark)")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds START..START+N-1 (50 for the full benchmark)")
+    ap.add_argument("--start", type=int, default=0, help="the first seed (to extend an --out file)")
     ap.add_argument("--budget", type=float, default=4.0, help="compute, in target-scale runs")
     ap.add_argument("--ratio", type=float, default=10.0, help="multiscale: cost of the big scale / the small")
     ap.add_argument("--objective", default="mean")
@@ -190,7 +191,7 @@ def main(argv=None) -> None:
     if unknown:
         raise SystemExit(f"--methods must be among {list(METHODS)}, got {unknown}")
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.start, args.start + args.seeds):
         problem = Problem(args.problem, seed, args.ratio, args.objective, args.data)
         with tempfile.TemporaryDirectory() as tmp:
             for method in methods:
