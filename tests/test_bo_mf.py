@@ -169,7 +169,8 @@ def test_a_mixture_seen_only_at_the_cheap_scale_is_never_recommended():
 def test_a_study_runs_bo_mf_over_a_multiscale_landscape(tmp_path):
     land = landscape("multiscale", k=3, seed=1, noise_sd=0.005)
     study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(land.domains), seed=0,
-                               optimizer=get_optimizer("bo_mf", seed=0, n_init=4, n_target_init=1, **FAST),
+                               optimizer=get_optimizer("bo_mf", seed=0, n_init=4, n_target_init=1, target_share=0.5,
+                                                       **FAST),
                                fidelities=land.fidelities)
     for _ in range(8):
         (t,) = study.ask()
