@@ -6,7 +6,6 @@ raise a bomix error naming the rule and leave no file behind.
 """
 
 import json
-import os
 import struct
 import tomllib
 
