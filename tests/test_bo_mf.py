@@ -128,13 +128,16 @@ def test_the_last_affordable_target_run_exploits():
     history = design_history(land)  # 126 compute units spent; 60.5 more afford one target run, no more
     opt = get_optimizer("bo_mf", seed=0, target_share=0.0, compute_budget=126 + 60.5, **FAST)
     (p,) = opt.suggest(history, 1)
-    assert p.fidelity == "60m"
-    C = land._space.sample(64, method="random", seed=4)
-    mean, _ = opt.predict(history, np.vstack([C, p.weights]))
-    assert mean[-1] <= mean[:-1].min() + 1e-3  # the best posterior mean at the target, not an EI pick
-    scores = opt.score_fidelities(history, C)  # and a pool search ranks runs by that mean
-    assert np.all(scores["1m"] == -np.inf)
-    np.testing.assert_allclose(scores["60m"], -mean[:-1], rtol=1e-6)
+    assert p.fidelity == "60m" and p.source == "bo_mf/final"
+    # of the mixtures measured at 1m only (design_history reran 0 and 1 at 60m), the best
+    # posterior mean at the target: no EI pick, no extrapolation
+    untested = history.X()[2:6]
+    mean, _ = opt.predict(history, untested)
+    np.testing.assert_allclose(p.weights, untested[int(np.argmin(mean))])
+    C = np.vstack([untested, land._space.sample(8, method="random", seed=4)])
+    scores = opt.score_fidelities(history, C)  # and a pool search ranks the same runs the same way
+    assert np.all(scores["1m"] == -np.inf) and np.all(scores["60m"][4:] < -1e11)
+    np.testing.assert_allclose(scores["60m"][:4], -mean, rtol=1e-6)
 
 
 def test_recommendation_is_the_target_prediction_with_its_sd():

@@ -34,8 +34,10 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    the last affordable pick goes to the target too: once one more cheap run would
                    leave less than a target run's cost, the pick is forced there, so cheap runs
                    are followed by a target run that can turn what they taught into a measurement.
-                   That last run exploits: it is the mixture with the best posterior mean at the
-                   target (PosteriorMean), since no later run can use what exploring would teach.
+                   That last run exploits: of the mixtures measured at a cheap scale and not yet
+                   at the target, the one with the best posterior mean at the target (no later
+                   run can use what exploring would teach, and a measured mixture is no
+                   extrapolation).
     recommend      among the mixtures measured at the target, the one with the best posterior mean
                    there, with that mean and its sd (before any target run: every evaluated
                    mixture, through the task correlation). A cheap-only mixture is never deployed
@@ -156,6 +158,17 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
         return target <= left < cheap + target
 
+    def _untested(self, history: History) -> np.ndarray:
+        """(p, k) mixtures completed at a cheaper scale and not run (nor running) at the target."""
+        target = history.target_fidelity
+        ran = np.array([t.x for t in history.trials if history.fidelity_of(t) == target]).reshape(-1, history.space.k)
+        out = []
+        for t in history.completed:
+            if history.fidelity_of(t) != target and not (len(ran) and np.abs(ran - t.x).max(axis=1).min() < 1e-9) \
+                    and not any(np.abs(t.x - x).max() < 1e-9 for x in out):
+                out.append(t.x)
+        return np.array(out).reshape(-1, history.space.k)
+
     def _next(self, history: History) -> Proposal:
         design = self._design(history)
         if design is not None:
@@ -170,6 +183,13 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         space = history.space
         with _torch_threads(self.n_threads):
             acqfs = self._acquisitions(history)
+            untested = self._untested(history) if self._final(history) else []
+            if len(untested):  # the last target run: the evaluated mixture predicted best there
+                with torch.no_grad():
+                    values = acqfs[history.target_fidelity](torch.as_tensor(untested, dtype=torch.double).unsqueeze(1))
+                i = int(values.argmax())
+                return Proposal(untested[i], "bo_mf/final", {"log_value": float(values[i])},
+                                fidelity=history.target_fidelity)
             bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
             eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
             raw = torch.as_tensor(space.sample(self.raw_samples, method="sobol", seed=self._step_seed(history)),
@@ -232,7 +252,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         if self._final(history):  # no later run can use what it teaches: run the best predicted
             from botorch.acquisition import PosteriorMean
 
-            return {target: PosteriorMean(model)}
+            untested = self._untested(history)
+            return {target: PosteriorMean(model) if not len(untested) else _Exploit(model, untested)}
         blocked = [t.x for t in history.pending + history.failed]
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]), seed=self._step_seed(history))
         base = qLogNoisyExpectedImprovement(
@@ -302,6 +323,35 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         where = "mixtures measured at the target" if candidates is not done else "evaluated mixtures"
         return Recommendation(dict(candidates[i].weights), float(mean[i]), float(sd[i]),
                               f"posterior mean at the target, {where}", candidates[i].number)
+
+
+def _exploit_class():
+    from botorch.acquisition import AcquisitionFunction, PosteriorMean
+
+    class Exploit(AcquisitionFunction):
+        """The posterior mean at the target for (b, 1, k) mixtures among `allowed` (p, k), and a
+        value below every mean elsewhere: the last target run goes to a mixture measured at a
+        cheap scale, not to an extrapolation."""
+
+        def __init__(self, model, allowed):
+            import torch
+
+            super().__init__(model)
+            self.mean = PosteriorMean(model)
+            self.allowed = torch.as_tensor(np.asarray(allowed), dtype=torch.double)
+
+        def forward(self, X):
+            import torch
+
+            x = X[..., 0, :]
+            near = (x.unsqueeze(-2) - self.allowed).abs().amax(-1).amin(-1) < 1e-9
+            return torch.where(near, self.mean(X), torch.full_like(x[..., 0], -1e12))
+
+    return Exploit
+
+
+def _Exploit(model, allowed):
+    return _exploit_class()(model, allowed)
 
 
 def _cost_aware_class():
