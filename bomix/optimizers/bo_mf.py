@@ -27,9 +27,9 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    with a 60x cost ratio, 1 target run in 5 trials is already 94% of the compute).
                    Default 0 with one target design run: on the RegMix 1M/60M pool at 4 target
                    runs of compute (seeds 0 and 1) the old default (a share of 0.5, two target
-                   design runs) left 60M regret 0.128 and 0.050, this one 0.036 and 0.039, and
-                   on the multiscale landscape (8 seeds) 0.0052 against 0.0046: cheap runs are
-                   where a 60x cost ratio buys information.
+                   design runs) left 60M regret 0.128 and 0.050, this one 0.036 and 0.039:
+                   cheap runs are where a 60x cost ratio buys information (experiments/README.md,
+                   "Scale transfer", has the landscape too).
                    With a `compute_budget` (the campaign's total, in the fidelities' cost units)
                    the last affordable pick goes to the target too: once one more cheap run would
                    leave less than a target run's cost, the pick is forced there, so cheap runs
