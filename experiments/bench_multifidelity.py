@@ -25,7 +25,8 @@ buys (floor(budget / cost of their scale)), so each method's design is sized by 
 `bomix benchmark`; bo_mf runs ask/tell and stops before the trial that would overspend.
 
 Reported per method and seed: the trials and compute spent, and the target-scale regret of the
-recommended mixture (for bo_mf also its claimed target value and sd against the truth, summarised
+recommended mixture (for bo_mf also the regret its own best cheap run would have had if
+transferred, and its claimed target value and sd against the truth, summarised
 with bomix.report.transfer.predicted_vs_actual over 3 or more seeds) (its noise-free target value minus the target optimum: over the simplex on the
 landscape, over the pool on RegMix's 256 runs). Problems: "multiscale" (the landscape, k=5, scales
 small=1 and big=--ratio, noise_sd 0.01) and "regmix" (the 1M / 60M runs of
@@ -133,6 +134,11 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
                                       for t in study.trials)
         row.update({"claimed": rec.value, "claimed_sd": rec.sd, "actual": problem.truth(rec.weights),
                     "claim_source": rec.source})
+        # what transferring its own best cheap run would have deployed (the (a)/(c) recipe on its data)
+        cheap = [t for t in study.trials if t.state.value == "completed" and t.fidelity == problem.cheap]
+        if cheap:
+            best = min(cheap, key=lambda t: study.objective(t.losses))
+            row["own_cheap_best_regret"] = problem.truth(best.weights) - problem.best
     return row
 
 
