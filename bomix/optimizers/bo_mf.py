@@ -183,12 +183,12 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         space = history.space
         with _torch_threads(self.n_threads):
             acqfs = self._acquisitions(history)
-            untested = self._untested(history) if self._final(history) else []
-            if len(untested):  # the last target run: the evaluated mixture predicted best there
+            final = acqfs.get(history.target_fidelity)
+            if hasattr(final, "allowed"):  # the last target run: the measured mixture predicted best there
                 with torch.no_grad():
-                    values = acqfs[history.target_fidelity](torch.as_tensor(untested, dtype=torch.double).unsqueeze(1))
+                    values = final(final.allowed.unsqueeze(1))
                 i = int(values.argmax())
-                return Proposal(untested[i], "bo_mf/final", {"log_value": float(values[i])},
+                return Proposal(final.allowed[i].numpy(), "bo_mf/final", {"log_value": float(values[i])},
                                 fidelity=history.target_fidelity)
             bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
             eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
