@@ -162,6 +162,16 @@ def test_warp_inputs_learn_a_warping(model, caplog):
     assert np.abs(learned - 1.0).max() > 0.05  # fitted with the GP, not left at the identity
 
 
+@pytest.mark.parametrize("k, kernel_sees", [(bo_models.AUTO_SQRT_MIN_K - 1, None), (bo_models.AUTO_SQRT_MIN_K, "Sqrt"),
+                                             (24, "Sqrt")])
+def test_auto_inputs_are_sqrt_from_many_domains_up(k, kernel_sees):
+    """The default reads sparse many-domain mixtures through sqrt, few-domain ones as they are."""
+    space, X, L, _, _ = sparse_sqrt_problem(n_train=12, k=k)
+    model, _ = BayesOpt(seed=0, model="scalar", **FAST)._fit(history(space, X, L, ["a", "b"]))
+    transform = getattr(model, "input_transform", None)
+    assert (None if transform is None else type(transform).__name__) == kernel_sees
+
+
 def test_inputs_must_be_known():
-    with pytest.raises(ConfigError, match=r"bo inputs must be one of \['raw', 'sqrt', 'warp'\], got 'log'"):
+    with pytest.raises(ConfigError, match=r"bo inputs must be one of \['auto', 'raw', 'sqrt', 'warp'\], got 'log'"):
         BayesOpt(inputs="log")

@@ -89,7 +89,8 @@ class BayesOpt(Optimizer):
         bomix.optimizers.bo_models: auto = one GP per loss up to 8 losses, else low rank).
     prior_mean: "constant" (BoTorch's default) or "law": the GPs model what a fitted data mixing
         law leaves (bo_models.fit_law).
-    inputs: what the kernel sees of a mixture: "raw" (default), "sqrt" or "warp" (bo_models).
+    inputs: what the kernel sees of a mixture: "auto" (default: sqrt from 11 domains up, else raw),
+        "raw", "sqrt" or "warp" (bo_models).
     log_losses: model log(loss) per loss (not "scalar"): losses blow up as a weight -> 0.
     num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
@@ -100,7 +101,7 @@ class BayesOpt(Optimizer):
     name = "bo"
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
-                 prior_mean: str = "constant", inputs: str = "raw", log_losses: bool = True, num_restarts: int = 4,
+                 prior_mean: str = "constant", inputs: str = "auto", log_losses: bool = True, num_restarts: int = 4,
                  raw_samples: int = 256, mc_samples: int = 64, recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
@@ -264,7 +265,7 @@ class BayesOpt(Optimizer):
         Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
         model = SingleTaskGP(Xt, Yt, input_transform=bo_models.input_transform(self.inputs, history.space.k))
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        shared = self.inputs == "warp" and Yt.shape[-1] > 1
+        shared = bo_models.resolve_inputs(self.inputs, history.space.k) == "warp" and Yt.shape[-1] > 1
         try:
             fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
                              optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})

@@ -21,7 +21,9 @@ the one way to make it smarter:
 
 And what the kernel sees of a mixture (`inputs`):
 
-    raw          the weights themselves (default)
+    auto         (default) sqrt from AUTO_SQRT_MIN_K domains up, raw below: the measured rule
+                 (experiments/README.md, "Many domains: what the kernel sees")
+    raw          the weights themselves
     sqrt         sqrt(r + SQRT_EPS): the Hellinger embedding of the simplex on the sphere, which
                  stretches the small weights of sparse many-domain mixtures
     warp         BoTorch's Warp: a learned Kumaraswamy CDF per weight (Snoek et al.'s input
@@ -40,7 +42,9 @@ AUTO_MAX_OUTPUTS = 8     # auto: per-loss GPs up to this many losses, a low-rank
 LOWRANK_VARIANCE = 0.99  # lowrank keeps the fewest components that explain this share of variance
 LOWRANK_MAX = 8          # ... but never more than this many GPs
 LAW_MAXITER = 200        # L-BFGS iterations of the law's fit (all losses at once)
-INPUTS = ("raw", "sqrt", "warp")
+INPUTS = ("auto", "raw", "sqrt", "warp")
+AUTO_SQRT_MIN_K = 11     # auto inputs: sqrt at k >= 11. Measured better or equal at k = 17-24 (four pools);
+                         # raw at k = 5 and 10, where the landscapes were measured with raw inputs
 SQRT_EPS = 1e-4          # sqrt(r + eps): finite gradients at r = 0, where sparse mixtures sit
 
 
@@ -51,9 +55,17 @@ def resolve(model: str, m: int) -> str:
     return "per_domain" if m <= AUTO_MAX_OUTPUTS else "lowrank"
 
 
+def resolve_inputs(inputs: str, k: int) -> str:
+    """The inputs kind `auto` stands for over k domains (other kinds unchanged)."""
+    if inputs != "auto":
+        return inputs
+    return "sqrt" if k >= AUTO_SQRT_MIN_K else "raw"
+
+
 def input_transform(inputs: str, k: int):
     """The BoTorch input transform for `inputs` over k weights (None for "raw"). A warp is shared
     by every output of a multi-output GP (fit it with `joint_fit_closure`)."""
+    inputs = resolve_inputs(inputs, k)
     if inputs == "raw":
         return None
     if inputs == "warp":
