@@ -11,13 +11,16 @@ from pathlib import Path
 DEMO_DOMAINS = ["books", "cc", "stack", "pes2o", "reddit"]
 
 
-def _print_best(study) -> None:
+def _print_best(study, unit: str | None = None) -> None:
+    """Print the best observed and the recommended trial; unit: the evaluator's (Evaluator.unit),
+    printed after the best value, or None (no evaluator at hand) to print none."""
     best = study.best_trial
     if best is None:
         print("no completed trials yet")
         return
     at = "" if study.fidelities is None else f" at the target fidelity {study.target_fidelity!r}"
-    print(f"best observed{at}: trial {best.number}, {study.objective.kind} loss {best.value:.4f} nats/token")
+    in_unit = f" {unit}" if unit else ""
+    print(f"best observed{at}: trial {best.number}, {study.objective.kind} loss {best.value:.4f}{in_unit}")
     for d, w in best.weights.items():
         print(f"  {d:<16} {w:.4f}")
     rec = study.recommend()
@@ -82,7 +85,7 @@ def _campaign(config, *, show_progress):
               "again to resume", file=sys.stderr)
         raise SystemExit(130) from None
     print(f"{study.n_finished - before} new trials, {study.n_finished} in total; study written to {study.directory}")
-    _print_best(study)
+    _print_best(study, evaluator.unit)
     study.close()
     return study, evaluator
 

@@ -191,6 +191,8 @@ def test_replay_scales_answers_with_the_run_logged_at_the_trial_scale():
     assert small.extra["replay_run"] == big.extra["replay_run"] == "r4"
     assert np.allclose(ev.logged_values("mean", "big"), 3 - (ev.pool[:, :2] ** 2).mean(1))  # pool order
     assert np.allclose(ev.loss_matrix("small")[:, 0], 4 - ev.pool[:, 0])
+    assert ev.unit == "nats/token" and ReplayScales(scales=toy_scales(), unit="bits/byte").get_params()["unit"] \
+        == "bits/byte"
 
 
 def test_replay_scales_refuses_scales_that_logged_other_mixtures():
@@ -200,6 +202,8 @@ def test_replay_scales_refuses_scales_that_logged_other_mixtures():
         ReplayScales(scales=scales)
     with pytest.raises(ConfigError, match="exactly ratios, metrics and cost"):
         ReplayScales(scales={"x": {"ratios": "r.csv"}})
+    with pytest.raises(ConfigError, match="replay_scales unit must be a non-empty string.*got ''"):
+        ReplayScales(scales=toy_scales(), unit="")
 
 
 def test_optimize_runs_each_trial_at_its_fidelity_when_the_runner_passes_it(tmp_path):

@@ -118,6 +118,15 @@ def test_bad_inputs_name_the_value(tmp_path, csvs, toy_runs):
         ev.true_value([0.2, 0.3, 0.5], "target:nope")
 
 
+def test_unit_is_declared_and_rebuilds_from_its_params(csvs):
+    assert ReplayEvaluator(ratios=csvs[0], metrics=csvs[1]).unit == "nats/token"  # Evaluator's default
+    ev = ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], unit="bits/byte")
+    assert ev.unit == "bits/byte" and ev.get_params()["unit"] == "bits/byte"
+    assert ReplayEvaluator(**ev.get_params()).unit == "bits/byte"
+    for bad in ("", 3):
+        with pytest.raises(ConfigError, match=f"unit must be a non-empty string.*got {bad!r}"):
+            ReplayEvaluator(ratios=csvs[0], metrics=csvs[1], unit=bad)
+
 def test_regmix_files_load_with_the_preset(regmix_csvs):
     ev = ReplayEvaluator(ratios=regmix_csvs[0], metrics=regmix_csvs[1], preset="regmix")
     assert len(ev.domains) == 17 and len(ev.loss_names) == 13 and "pile_cc" in ev.loss_names

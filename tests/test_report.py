@@ -178,3 +178,33 @@ def test_single_fidelity_report_has_no_scale_transfer(built):
     assert not list(built.glob("transfer_*.csv")) and not (built / "figures" / "scale_transfer.png").exists()
     assert "Scale transfer" not in (built / "report.md").read_text()
     assert "fidelity" not in pd.read_csv(built / "trials.csv").columns
+
+
+def make_replay_benchmark(out, csvs, unit, seeds=(0, 1)):
+    """A small benchmark (sobol and uniform) on the toy logged runs, replayed with `unit`."""
+    params = {"ratios": str(csvs[0]), "metrics": str(csvs[1]), "unit": unit}
+    ev = bomix.get_evaluator("replay", **params)
+    space = bomix.MixtureSpace(list(ev.domains))
+    methods = {"sobol": ("sobol", 4), "uniform": ("uniform", 1)}
+    for label, (name, n) in methods.items():
+        for s in seeds:
+            study = bomix.create_study(out / "studies" / label / f"seed-{s}", space=space, optimizer=name, seed=s,
+                                       pool=ev.pool)
+            study.optimize(ev, n_trials=n, show_progress=False)
+            study.close()
+    (out / "benchmark.json").write_text(json.dumps({
+        "methods": {label: {"name": name, "params": {}} for label, (name, _) in methods.items()},
+        "seeds": list(seeds), "budget": 4, "fixed": ["uniform"], "objective": "mean", "space": space.to_dict(),
+        "evaluator": {"name": "replay", "params": params}, "bomix": bomix.__version__}))
+    return out
+
+
+def test_report_prints_the_evaluators_unit(tmp_path, csvs):
+    bench = make_replay_benchmark(tmp_path / "bits", csvs, "bits/byte")
+    report([bench], tmp_path / "out", log=False)
+    for page in ("report.md", "report.html"):
+        text = (tmp_path / "out" / page).read_text()
+        assert "objective in bits/byte" in text and "nats/token" not in text, page
+    other = make_replay_benchmark(tmp_path / "nats", csvs, "nats/token", seeds=(0,))
+    with pytest.raises(ConfigError, match="must share one unit.*bits/byte.*nats/token"):
+        collect([bench, other])  # values in different units do not compare

@@ -2,7 +2,7 @@
 
 The runs come as a CSV pair in the olmix convention (ratios.csv: run/name/index keys plus one
 column per training domain, rows on the simplex; metrics.csv: the same keys plus one column per
-validation loss, nats/token), or RegMix's train_mixture / train_pile_loss files with
+validation loss, in `unit`), or RegMix's train_mixture / train_pile_loss files with
 preset="regmix" (columns renamed to the Pile subset names, weights rounded to 3 decimals
 renormalised).
 
@@ -23,6 +23,9 @@ logged or predicted value itself). With a TrialContext it is drawn from
 default_rng([seed, context.seed]), so the same trial seed gives the same answer (resume relies on
 this); without one from a per-instance generator seeded from `seed`. `true_losses` and
 `true_value` give the noise-free answer.
+
+Unit: `unit` names the unit of the logged losses (default "nats/token"; the olmix swarms log
+bits-per-byte of downstream tasks, "bits/byte"). Reports print it; nothing converts.
 """
 
 from __future__ import annotations
@@ -52,17 +55,25 @@ CV_FOLDS = 5
 MIXING_LAW_RESTARTS = 12  # L-BFGS restarts of each explicit-law fit (baselines.mixing_laws' default)
 
 
+def check_unit(unit, what: str) -> None:
+    """Raise ConfigError unless `unit` (the unit evaluator `what` declares) is a non-empty string."""
+    if not isinstance(unit, str) or not unit.strip():
+        raise ConfigError(f"{what} unit must be a non-empty string such as \"bits/byte\", got {unit!r}")
+
+
 class ReplayEvaluator(Evaluator):
     """Answers from logged runs (see the module docstring).
 
     ratios, metrics: paths of the two CSV files (or DataFrames).
     preset: None (olmix columns as they are) or "regmix" (RegMix's column names, renormalised rows).
     mode: "pool" or "surrogate".
-    noise_sd: sd of the noise added to each loss, nats/token (>= 0; default 0).
+    noise_sd: sd of the noise added to each loss, in `unit` (>= 0; default 0).
     seed: seeds the noise and the surrogate's fit (integer >= 0).
     surrogate: the model family of surrogate mode: "lightgbm" (RegMix's regressor, one per loss),
         "mixing_law" (the explicit data mixing law c + k exp(t . r) of the "mixing_laws" baseline,
         one per loss) or "linear" (RegMix's linear regressor). Ignored in pool mode.
+    unit: the unit of the logged losses, a non-empty string (default "nats/token"; "bits/byte" for
+        the olmix swarms).
 
     Attributes: domains (training domains, column order), loss_names (validation losses, column
     order), runs (the logged run keys), logged ((n, k) logged mixtures, rows on the simplex),
@@ -73,7 +84,7 @@ class ReplayEvaluator(Evaluator):
     name = "replay"
 
     def __init__(self, *, ratios, metrics, preset: str | None = None, mode: str = "pool", noise_sd: float = 0.0,
-                 seed: int = 0, surrogate: str = "lightgbm"):
+                 seed: int = 0, surrogate: str = "lightgbm", unit: str = "nats/token"):
         if preset is not None and preset not in PRESETS:
             raise ConfigError(f"replay preset must be None or one of {list(PRESETS)}, got {preset!r}")
         if mode not in MODES:
@@ -85,6 +96,7 @@ class ReplayEvaluator(Evaluator):
             raise ConfigError(f"replay noise_sd must be a finite number >= 0, got {noise_sd!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"replay seed must be an integer >= 0, got {seed!r}")
+        check_unit(unit, "replay")
         self.ratios = ratios
         self.metrics = metrics
         self.preset = preset
@@ -92,6 +104,7 @@ class ReplayEvaluator(Evaluator):
         self.noise_sd = noise_sd
         self.seed = seed
         self.surrogate = surrogate
+        self.unit = unit
         self._load()
         self._rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
         self._models = None  # per-loss predictors, fitted on first use (surrogate mode)
@@ -158,21 +171,21 @@ class ReplayEvaluator(Evaluator):
         return np.column_stack([predict(X) for predict in self._fitted()])
 
     def true_losses(self, weights) -> dict[str, float]:
-        """Noise-free losses {name: nats/token} of one mixture (pool: of the nearest logged run)."""
+        """Noise-free losses {name: loss in `unit`} of one mixture (pool: of the nearest logged run)."""
         x = self.space.clean(weights)
         return dict(zip(self.loss_names, self.true_loss_matrix(x[None])[0].tolist()))
 
     def true_value(self, weights, objective="mean") -> float:
-        """The noise-free objective of one mixture, nats/token."""
+        """The noise-free objective of one mixture, in `unit`."""
         return float(self._objective(objective)(self.true_losses(weights)))
 
     def logged_values(self, objective="mean") -> np.ndarray:
-        """(n,) the objective of every logged run, nats/token, in `runs` order."""
+        """(n,) the objective of every logged run, in `unit`, in `runs` order."""
         objective = self._objective(objective)
         return np.array([objective(dict(zip(self.loss_names, row))) for row in self.logged_losses.tolist()])
 
     def logged_best(self, objective="mean") -> float:
-        """The best logged objective value: the pool's optimum, nats/token."""
+        """The best logged objective value: the pool's optimum, in `unit`."""
         return float(self.logged_values(objective).min())
 
     def _objective(self, spec) -> Objective:
@@ -247,7 +260,7 @@ class ReplayEvaluator(Evaluator):
         return pred.copy()
 
     def cv_error(self, folds: int = CV_FOLDS) -> dict[str, float]:
-        """The surrogate's `folds`-fold cross-validated mean absolute error per loss, nats/token
+        """The surrogate's `folds`-fold cross-validated mean absolute error per loss, in `unit`
         (from cv_predictions)."""
         mae = np.abs(self.cv_predictions(folds) - self.logged_losses).mean(axis=0)
         return dict(zip(self.loss_names, mae.tolist()))

@@ -24,7 +24,7 @@ import numpy as np
 
 from bomix.errors import ConfigError
 from bomix.evaluators.base import Evaluator, TrialContext
-from bomix.evaluators.replay import ReplayEvaluator
+from bomix.evaluators.replay import ReplayEvaluator, check_unit
 from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.trial import Evaluation
 
@@ -50,7 +50,7 @@ class ReplayScales(Evaluator):
     scales: {name: {"ratios": path or DataFrame, "metrics": path or DataFrame, "cost": relative
         cost > 0}}, at least one scale.
     target: the scale recommendations are for (default the costliest).
-    preset, noise_sd, seed: as ReplayEvaluator's (noise drawn from default_rng([seed, trial seed])).
+    preset, noise_sd, seed, unit: as ReplayEvaluator's (noise drawn from default_rng([seed, trial seed])).
     Attributes: fidelities ({name: cost}), target_fidelity, domains, loss_names, pool ((N, k) the
     logged mixtures), space.
     """
@@ -58,7 +58,7 @@ class ReplayScales(Evaluator):
     name = "replay_scales"
 
     def __init__(self, *, scales: Mapping[str, Mapping], target: str | None = None, preset: str | None = None,
-                 noise_sd: float = 0.0, seed: int = 0):
+                 noise_sd: float = 0.0, seed: int = 0, unit: str = "nats/token"):
         if not isinstance(scales, Mapping) or not scales:
             raise ConfigError(f"replay_scales scales must be a non-empty mapping {{name: {{ratios, metrics, cost}}}}, "
                               f"got {scales!r}")
@@ -66,14 +66,16 @@ class ReplayScales(Evaluator):
             if not isinstance(spec, Mapping) or set(spec) != {"ratios", "metrics", "cost"}:
                 raise ConfigError(f"each replay_scales scale must give exactly ratios, metrics and cost, got "
                                   f"{name}={spec!r}")
+        check_unit(unit, "replay_scales")
         self.scales = scales
         self.target = target
         self.preset = preset
         self.noise_sd = noise_sd
         self.seed = seed
+        self.unit = unit
         self.fidelities, self.target_fidelity = check_fidelities({n: s["cost"] for n, s in scales.items()}, target)
         self._replays = {n: ReplayEvaluator(ratios=s["ratios"], metrics=s["metrics"], preset=preset, mode="pool",
-                                            noise_sd=noise_sd, seed=seed) for n, s in scales.items()}
+                                            noise_sd=noise_sd, seed=seed, unit=unit) for n, s in scales.items()}
         first_name, first = next(iter(self._replays.items()))
         self.domains, self.loss_names, self.space = first.domains, first.loss_names, first.space
         self.pool = first.logged
@@ -98,12 +100,12 @@ class ReplayScales(Evaluator):
 
     # -- the truth ----------------------------------------------------------------------------
     def loss_matrix(self, scale: str | None = None) -> np.ndarray:
-        """(N, m) logged losses, nats/token, of the pool's runs (pool order) at `scale` (default target)."""
+        """(N, m) logged losses, in `unit`, of the pool's runs (pool order) at `scale` (default target)."""
         scale = check_fidelity(scale, self.fidelities, what="scale") or self.target_fidelity
         return self._replays[scale].logged_losses[self._rows[scale]]
 
     def logged_values(self, objective="mean", scale: str | None = None) -> np.ndarray:
-        """(N,) the objective of every pool run at `scale` (default the target), nats/token."""
+        """(N,) the objective of every pool run at `scale` (default the target), in `unit`."""
         scale = check_fidelity(scale, self.fidelities, what="scale") or self.target_fidelity
         return self._replays[scale].logged_values(objective)[self._rows[scale]]
 

@@ -42,14 +42,14 @@ def study_summary(study, evaluator=None) -> dict:
     Returns a JSON-able dict:
       "format", "key": {"bomix", "journal_bytes", "journal_sha1", "n_trials", "n_finished"}
       "recommendation": {"weights": {domain: weight}, "value": predicted or observed objective
-          (nats/token) or None, "sd": posterior sd or None, "source": str, "trial": number or None,
+          (objective units) or None, "sd": posterior sd or None, "source": str, "trial": number or None,
           "observed": the recommended trial's observed value or None} or None (no completed trial,
           or recommend() failed: then "recommend_error" says why and nothing is stored)
-      "best_observed": {"trial": number, "value": nats/token} of the lowest-valued completed
+      "best_observed": {"trial": number, "value": objective value} of the lowest-valued completed
           non-replicate trial, or None
       "truth": None, or {"evaluator": fingerprint, "trials": [noise-free objective of each trial's
           mixture, in study.trials order, None where the evaluator could not say],
-          "recommended": {"value", "losses": {name: nats/token} or None}, "best_observed": {...}}
+          "recommended": {"value", "losses": {name: loss} or None}, "best_observed": {...}}
       "extra" (when `cached` stored something): {name: {"key", "value"}}
     """
     key = _key(study)

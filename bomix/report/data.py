@@ -31,6 +31,7 @@ class ReportData:
     replicates: the studies' replicate tables with label and seed. studies: {(label, seed): Study}.
     sources: one dict per input directory (path, kind, config). fixed: labels run at natural cost.
     budget: trials per study (the benchmark's, else the largest count seen).
+    unit: the unit of every objective value, as the inputs' evaluators declare it (Evaluator.unit).
     """
 
     trials: object
@@ -43,6 +44,7 @@ class ReportData:
     domains: tuple = ()
     evaluators: dict = field(default_factory=dict)  # (label, seed) -> evaluator with true_value, or absent
     source_of: dict = field(default_factory=dict)  # (label, seed) -> index of its input in `sources`
+    unit: str = "nats/token"
 
 
 def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path]]]:
@@ -85,18 +87,22 @@ def _seed_of(name: str) -> int:
         return 10**9
 
 
-def _evaluator(spec):
-    """The evaluator a config names, if it can say true values (landscapes, replay pools), else None."""
+def _evaluator(spec) -> tuple[object | None, str]:
+    """(evaluator, unit) of the evaluator a config names. evaluator: it if it can say true values
+    (landscapes, replay pools), else None. unit: the unit it declares; when it cannot be rebuilt,
+    the `unit` in its params, else "nats/token"."""
+    params = (spec.get("params") or {}) if isinstance(spec, dict) else {}
+    unit = params.get("unit", "nats/token")
     if not isinstance(spec, dict) or not spec.get("name"):
-        return None
+        return None, unit
     from bomix.evaluators import get_evaluator
 
     try:
-        ev = get_evaluator(spec["name"], **(spec.get("params") or {}))
+        ev = get_evaluator(spec["name"], **params)
     except Exception as e:  # a report must not fail because an evaluator cannot be rebuilt here
-        log.warning("report: cannot rebuild evaluator %r for true values: %s", spec.get("name"), e)
-        return None
-    return ev if callable(getattr(ev, "true_value", None)) else None
+        log.warning("report: cannot rebuild evaluator %r for true values and its unit: %s", spec.get("name"), e)
+        return None, unit
+    return (ev if callable(getattr(ev, "true_value", None)) else None), getattr(ev, "unit", "nats/token")
 
 
 def load(dirs) -> ReportData:
@@ -112,15 +118,18 @@ def load(dirs) -> ReportData:
     dirs = [Path(d) for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs)]
     if not dirs:
         raise ConfigError("report needs at least one benchmark or study directory, got none")
-    plan, sources, fixed, budgets = [], [], set(), []
+    plan, sources, fixed, budgets, units = [], [], set(), [], {}
     for i, d in enumerate(dirs):
         config, found = _study_dirs(d)
         sources.append({"path": str(d), **config})
         fixed |= set(config.get("fixed") or [])
         if config.get("budget"):
             budgets.append(int(config["budget"]))
-        ev = _evaluator(config.get("evaluator"))  # once per input: a surrogate evaluator fits models
+        ev, units[str(d)] = _evaluator(config.get("evaluator"))  # once per input: a surrogate fits models
         plan += [(label, seed, sd, config, ev, i) for label, seed, sd in found]
+    if len(set(units.values())) > 1:
+        raise ConfigError(f"report inputs must share one unit (their objective values are compared), got "
+                          f"{units}")
 
     rows, recs, reps, studies, evaluators, source_of, domains = [], [], [], {}, {}, {}, None
     seen: dict[tuple, str] = {}
@@ -149,7 +158,7 @@ def load(dirs) -> ReportData:
     replicates = pd.concat(reps, ignore_index=True) if reps else pd.DataFrame(columns=["label", "seed", "number", "mean"])
     return ReportData(trials=trials, recommendations=pd.DataFrame(recs), replicates=replicates, studies=studies,
                       sources=sources, fixed=fixed, budget=budget, domains=tuple(domains or ()),
-                      evaluators=evaluators, source_of=source_of)
+                      evaluators=evaluators, source_of=source_of, unit=next(iter(units.values())))
 
 
 def _trial_rows(study, label, seed, truth) -> list[dict]:
@@ -211,8 +220,8 @@ def collect(dirs):
     """A tidy DataFrame of every trial of every study under `dirs`, one row per trial.
 
     Columns: label, seed, number, trial_index (1-based count of finished, non-replicate trials;
-    NaN for abandoned, running and replicate trials), state, replicate_of, value (objective,
-    nats/token; NaN unless COMPLETED), best_so_far (running min of value over COMPLETED
+    NaN for abandoned, running and replicate trials), state, replicate_of, value (objective, in
+    ReportData.unit; NaN unless COMPLETED), best_so_far (running min of value over COMPLETED
     non-replicate trials in trial order), true_value (noise-free objective when the evaluator
     knows it, e.g. a landscape; else NaN), true_of_best_so_far (true value of the best observed
     mixture so far), proposed_by, cost_seconds, cum_cost_seconds, w_<domain>, loss_<name>; and, for

@@ -85,12 +85,12 @@ def sections(data, tables, figures) -> list[tuple]:
     trials = tables["trials"]
     labels = list(dict.fromkeys(trials["label"]))
     seeds = sorted(set(trials["seed"]))
-    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"])),
+    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"], data.unit)),
               ("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
                     f"budget {data.budget} trials"
                     + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "")
                     + (f"; trivial references: {', '.join(tb.references(data))}" if tb.references(data) else "")
-                    + ". Values are the objective in nats/token, lower is better. Inputs: "
+                    + f". Values are the objective in {data.unit}, lower is better. Inputs: "
                     + ", ".join(s["path"] for s in data.sources) + ".")]
     fs = tables["final_summary"]
     if not fs.empty:

@@ -18,7 +18,7 @@ cheap scale, with bomix.report.transfer's functions:
 
 Tables first; the figure `scale_transfer` plots cheap vs target objective per study (both bests
 marked, Spearman in the title, in red with "does not hold" below WEAK). A report on single-fidelity
-studies computes none of this: its tables, figures and page are unchanged. Values in nats/token.
+studies computes none of this: its tables, figures and page are unchanged. Values in ReportData.unit.
 """
 
 from __future__ import annotations
@@ -167,9 +167,9 @@ def figure(data, tables, path):
         ax.scatter(big["small_value"], big["target_value"], s=140, marker="*", color="tab:blue",
                    label=f"{b.target} best")
         ax.set_title(f"{b.label} seed {b.seed}: Spearman {b.spearman:.2f}" + ("" if b.holds else " (does not hold)")
-                     + f"\nn = {b.n}; picking by {b.fidelity} costs {b.regret:.4f} nats/token at {b.target}",
+                     + f"\nn = {b.n}; picking by {b.fidelity} costs {b.regret:.4f} {data.unit} at {b.target}",
                      color="black" if b.holds else "tab:red", fontsize=9)
-        ax.set(xlabel=f"objective at {b.fidelity} (nats/token)", ylabel=f"objective at {b.target} (nats/token)")
+        ax.set(xlabel=f"objective at {b.fidelity} ({data.unit})", ylabel=f"objective at {b.target} ({data.unit})")
         ax.margins(0.12)
         ax.legend(loc="best", fontsize=7, framealpha=0.6)
     _save(fig, path)

@@ -1,6 +1,6 @@
 """The report's statistics: Student-t intervals over seeds and paired comparisons of two methods.
 
-Every value is an objective value in nats/token (lower is better). A paired comparison looks at
+Every value is an objective value in objective units (lower is better). A paired comparison looks at
 two methods on the same seeds (a benchmark gives every method of seed s the same trial seeds), so
 the per-seed difference removes what the seed did to both.
 """
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-TIE = 1e-12  # |difference| at or under this many nats/token is a tie (the same mixture, or the same value)
+TIE = 1e-12  # |difference| at or under this many objective units is a tie (the same mixture, or the same value)
 
 
 def t_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:

@@ -87,8 +87,8 @@ def predictions(data):
 
 def scores(pred):
     """SCORE_COLUMNS per method label, from `predictions`: n_studies refitted, n_heldout trials,
-    rmse (against observed values, nats/token), rmse_true (against noise-free values; NaN when
-    unknown), spearman (with observed values), bias (mean predicted - observed, nats/token)."""
+    rmse (against observed values, objective units), rmse_true (against noise-free values; NaN when
+    unknown), spearman (with observed values), bias (mean predicted - observed, objective units)."""
     import pandas as pd
     from scipy.stats import spearmanr
 

@@ -1,6 +1,6 @@
 """The report's tables, computed from `ReportData` before anything is plotted.
 
-Every value is an objective value in nats/token, lower is better. "best observed" is the lowest
+Every value is an objective value in ReportData.unit, lower is better. "best observed" is the lowest
 noisy value a study saw within the budget; "recommended" is the mixture its optimizer recommends
 (model-based where it has a model). The headline is "deployed": the recommended mixture valued by
 the truth when the evaluator knows it (landscapes, replay pools, surrogates), else by its
@@ -50,7 +50,7 @@ def finals_by_seed(data):
     """One row per (label, seed): n_trials, best_number, best_observed, true_of_best_observed,
     recommended_trial, recommended_predicted, true_of_recommended, observed_of_recommended,
     replicated, replicated_of_recommended, deployed and deployed_kind (a key of KINDS).
-    Values in nats/token."""
+    Values in objective units."""
     import pandas as pd
 
     rows = []

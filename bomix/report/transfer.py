@@ -9,7 +9,7 @@ Computed on the mixtures run at both scales (same rows in both tables). Tidy tab
     predicted_vs_actual a model's predicted target values (with sd) against the measured ones: MAE,
                        rank correlation, share within 2 sd
 
-All values in nats/token; lower is better.
+All values in objective units; lower is better.
 """
 
 from __future__ import annotations

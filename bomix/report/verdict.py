@@ -29,7 +29,7 @@ KIND_WORDS = {
 
 
 def compute(finals, tests, references):
-    """The verdict table, one row per role (nats/token, lower is better).
+    """The verdict table, one row per role (objective values, lower is better).
 
     finals: tables.finals_by_seed; tests: tables.paired_tests; references: labels of trivial
     references (fixed mixtures). Rows: "winner" (lowest mean deployed value), "runner-up" (second
@@ -110,7 +110,7 @@ def _kind(kind: str) -> str:
     return "the noise-free value of its recommended mixture where known, else " + " or ".join(others)
 
 
-def _comparison(winner: str, r) -> str:
+def _comparison(winner: str, r, unit: str) -> str:
     """One sentence: the winner against row r, from r's numbers."""
     n = int(r["n_pairs"]) if np.isfinite(r.get("n_pairs", math.nan)) else 0
     if n == 0:
@@ -119,25 +119,26 @@ def _comparison(winner: str, r) -> str:
           if np.isfinite(r["adv_ci_low"]) else "")
     better = "better" if r["advantage"] >= 0 else "worse"
     return (f"Against {r['label']} ({_num(r['mean'])}): {winner} is {better} by {_num(abs(r['advantage']))} "
-            f"nats/token on average{ci}, better on {int(r['wins'])} of {n} paired seeds, tied on {int(r['ties'])}, worse on "
+            f"{unit} on average{ci}, better on {int(r['wins'])} of {n} paired seeds, tied on {int(r['ties'])}, worse on "
             f"{int(r['losses'])}; Wilcoxon signed-rank p = {_p(r['wilcoxon_p'])}.")
 
 
-def sentences(v) -> list[str]:
-    """The verdict in plain sentences, each built from the numbers of `compute`'s table `v`."""
+def sentences(v, unit: str = "nats/token") -> list[str]:
+    """The verdict in plain sentences, each built from the numbers of `compute`'s table `v`, whose
+    values are in `unit`."""
     if v is None or v.empty:
         return ["No study has a completed trial, so there is no verdict."]
     rows = {r["role"]: r for _, r in v.iterrows()}
     w = rows["winner"]
     winner = w["label"]
     ci = f" [95% CI {_num(w['ci_low'])}, {_num(w['ci_high'])}]" if np.isfinite(w["ci_low"]) else ""
-    out = [f"{winner} deploys the best mixture: {_num(w['mean'])} nats/token{ci}, the mean over {int(w['n_seeds'])} "
+    out = [f"{winner} deploys the best mixture: {_num(w['mean'])} {unit}{ci}, the mean over {int(w['n_seeds'])} "
            f"seed{'s' * (w['n_seeds'] != 1)} of {_kind(w['kind'])} (lower is better)."]
     ru, ref = rows.get("runner-up"), rows.get("best reference")
     if ru is not None:
-        out.append("Runner-up. " + _comparison(winner, ru))
+        out.append("Runner-up. " + _comparison(winner, ru, unit))
     if ref is not None and (ru is None or ref["label"] != ru["label"]):
-        out.append("Best trivial reference. " + _comparison(winner, ref))
+        out.append("Best trivial reference. " + _comparison(winner, ref, unit))
     elif ref is not None:
         out.append(f"The runner-up, {ref['label']}, is also the best trivial reference (a fixed mixture).")
     out.append(_conclusion(w, ru, ref))
