@@ -5,6 +5,9 @@ value of a campaign is biased low: it is the minimum of many noisy draws. Replic
 mixtures gives values that are not selected on their own noise. Replicates are ordinary trials
 (proposed_by "replicate", extra["replicate_of"] = the original's number), so they also sharpen
 the model, and they survive crashes and resume like every other trial.
+
+In a multi-fidelity study the top mixtures are those measured at the target scale, and their
+replicates run at that scale: values at different scales do not compare.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from bomix.trial import Trial, TrialState
 
 
 def top_trials(study, m: int) -> list[Trial]:
+    """The m best first-time trials at the target scale, by the model's prediction when it has one."""
     done = [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
-            and "replicate_of" not in t.extra]
+            and "replicate_of" not in t.extra and study.at_target(t)]
     if not done:
         return []
-    history = study.history()
+    history = study._search_history()
     predicted = study.optimizer.predict(history, np.array([t.x for t in done])) if len(history.completed) >= 2 \
         else None
     score = predicted[0] if predicted is not None else np.array([t.value for t in done])
@@ -49,7 +53,7 @@ def replicate(study, evaluator, *, top: int, repeats: int, n_parallel: int, runn
         picks += [t for t in top_trials(study, top) if t.number not in have][:top - len(picks)]
         for t in picks:
             for _ in range(repeats - have.get(t.number, 0)):
-                study._enqueue(t.x, source="replicate", info={"replicate_of": t.number})
+                study._enqueue(t.x, source="replicate", info={"replicate_of": t.number}, fidelity=t.fidelity)
         queued = len(study.queued)
     study.optimize(evaluator, n_trials=study.n_finished + queued, n_parallel=n_parallel, runner=runner,
                    show_progress=show_progress)

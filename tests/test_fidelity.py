@@ -226,3 +226,17 @@ def test_optimize_runs_each_trial_at_its_fidelity_when_the_runner_passes_it(tmp_
     with pytest.raises(ConfigError, match="runner that passes each trial's fidelity"):
         study.optimize(land, 4, runner=Drops())
     assert len(study.trials) == 3
+
+
+def test_replicates_take_the_best_target_trials_and_rerun_them_at_the_target(tmp_path):
+    land = landscape("multiscale", k=3, seed=0)
+    space = bomix.MixtureSpace(land.domains)
+    study = bomix.create_study(tmp_path / "s", space=space, optimizer="random", fidelities=land.fidelities)
+    cheap = {d: v - 5.0 for d, v in land.at("1m").evaluate(space.to_mixture(space.center)).losses.items()}
+    study.add_trial(space.center, cheap, fidelity="1m")  # the lowest value, but at the cheap scale
+    for w in ([0.6, 0.2, 0.2], [0.2, 0.2, 0.6]):
+        study.add_trial(w, land.at("60m").evaluate(space.to_mixture(w)).losses)
+    table = study.replicate(land, top=1, repeats=1)
+    (rep,) = [t for t in study.trials if "replicate_of" in t.extra]
+    assert study.trials[rep.extra["replicate_of"]].fidelity == "60m"
+    assert rep.fidelity == "60m" and table["number"].tolist() == [rep.extra["replicate_of"]]
