@@ -73,8 +73,13 @@ def export_study(study, directory: Path) -> Path:
     multi-fidelity study both CSVs get a `fidelity` column after the keys (the scale of each run)."""
     import pandas as pd
 
-    directory.mkdir(parents=True, exist_ok=True)
     done = [t for t in study.trials if t.state is TrialState.COMPLETED]
+    reserved = [*KEYS, FIDELITY]
+    names = dict.fromkeys([*study.space.domains, *(n for t in done for n in t.losses)])
+    if clash := [n for n in names if n in reserved]:  # the row would overwrite its own key
+        raise ConfigError(f"domain and loss names must differ from the export's key columns {reserved} to be "
+                          f"exported, got {clash}: one CSV column cannot hold both")
+    directory.mkdir(parents=True, exist_ok=True)
     keys = [{"run": f"{study.name}-{t.number:04d}", "name": study.name, "index": t.number} for t in done]
     if any(t.fidelity is not None for t in study.trials):
         keys = [{**k, "fidelity": t.fidelity} for k, t in zip(keys, done)]

@@ -232,6 +232,14 @@ def test_export_import_roundtrip(tmp_path, study, space5):
     assert trials[0].proposed_by == "import"
 
 
+def test_export_refuses_names_that_clash_with_its_key_columns(tmp_path):
+    s = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(["web", "fidelity"]))
+    s.add_trial([0.5, 0.5], {"web": 3.0, "fidelity": 3.1})
+    with pytest.raises(ConfigError, match=r"key columns \['run', 'name', 'index', 'fidelity'\].*got \['fidelity'\]"):
+        s.export(tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
 def test_import_bad_csvs_write_nothing(tmp_path, space5):
     s = bomix.create_study(tmp_path / "s", space=space5)
     r = pd.DataFrame({"run": ["a", "b"], **{d: [0.2, 0.2] for d in space5.domains}})
