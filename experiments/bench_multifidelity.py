@@ -185,6 +185,9 @@ def main(argv=None) -> None:
                     help="print the summary of the rows an earlier --out wrote, and run nothing")
     args = ap.parse_args(argv)
     if args.summarise:
+        if not Path(args.summarise).is_file():
+            raise SystemExit(f"--summarise must name a JSONL file an earlier --out wrote, got {args.summarise!r} "
+                             f"(not a file)")
         rows = [json.loads(line) for line in Path(args.summarise).read_text().splitlines() if line.strip()]
         print(f"{args.summarise}: {len(rows)} rows")
         summarise(rows, against=args.against)
