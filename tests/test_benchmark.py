@@ -198,6 +198,29 @@ def test_bench_seedlike_config_resolves(repo_root):
     assert spec["methods"]["llama"]["params"]["mapping"]["cc"] == ["CommonCrawl", "C4"]
 
 
+def test_synthetic_swarm_writes_a_pool_the_benchmark_replays(tmp_path, repo_root, capsys):
+    """experiments/synthetic_swarm.py: olmix-shaped CSVs of a landscape's noise-free losses and a
+    config that replays them as a pool, with the prior it drew."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("synthetic_swarm", repo_root / "experiments/synthetic_swarm.py")
+    swarm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(swarm)
+    swarm.main(["--landscape", "interaction", "--k", "12", "--runs", "40", "--seeds", "2", "--budget", "8",
+                "-o", str(tmp_path / "s")])
+    assert "40 runs, 12 domains, 12 losses" in capsys.readouterr().out
+    config = bm.load_benchmark_config(tmp_path / "s" / "bench.toml")
+    ev = bomix.get_evaluator(config.evaluator.name, **config.evaluator.params)
+    land = landscape("interaction", k=12, seed=0)
+    assert ev.pool.shape == (40, 12) and (ev.pool == 0).any()  # sparse, as olmix's swarms
+    got = [ev.evaluate(dict(zip(ev.domains, x))).losses for x in ev.pool[:3]]
+    np.testing.assert_allclose([[g[n] for n in land.loss_names] for g in got], land.true_loss_matrix(ev.pool[:3]))
+    assert list(config.space.prior) == list(land.domains) and sum(config.space.prior.values()) == pytest.approx(1.0)
+    assert config.benchmark.seeds == [0, 1] and config.benchmark.budget == 8
+
+
 def test_cli_benchmark(tmp_path, repo_root, capsys):
     out = tmp_path / "bench"
     args = ["benchmark", str(repo_root / "experiments/configs/bench_seedlike.toml"), "-o", str(out),
