@@ -121,6 +121,12 @@ def test_verdict_says_easy_when_uniform_ties_the_winner():
     assert "uniform is within the noise of the winner: this benchmark is easy" in text
 
 
+def test_verdict_says_tied_when_every_seed_ties():
+    v, text = run_verdict({"bo": [4.30] * 8, "olmix": [4.30] * 8, "uniform": [4.45] * 8})
+    assert "ties in all 8 paired seeds" in text
+    assert "better by 0.0000" not in text and "worse by 0.0000" not in text
+
+
 def test_verdict_when_the_reference_wins():
     v, text = run_verdict({"bo": list(4.41 + NOISE), "uniform": [4.40] * 8})
     assert v.set_index("role").loc["winner", "label"] == "uniform"

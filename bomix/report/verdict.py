@@ -115,6 +115,9 @@ def _comparison(winner: str, r, unit: str) -> str:
     n = int(r["n_pairs"]) if np.isfinite(r.get("n_pairs", math.nan)) else 0
     if n == 0:
         return f"{winner} and {r['label']} share no seed, so they cannot be compared pair by pair."
+    if int(r["ties"]) == n:  # the same value in every seed (often the same mixture): no direction to state
+        return (f"Against {r['label']} ({_num(r['mean'])}): {winner} ties in all {n} paired seeds (the same value in "
+                f"each); Wilcoxon signed-rank p = {_p(r['wilcoxon_p'])}.")
     ci = (f" (95% CI of the paired difference [{_num(r['adv_ci_low'])}, {_num(r['adv_ci_high'])}])"
           if np.isfinite(r["adv_ci_low"]) else "")
     better = "better" if r["advantage"] >= 0 else "worse"
