@@ -27,6 +27,9 @@ class TrialContext:
     fidelity: str | None = None
 
 
+DEFAULT_UNIT = "nats/token"  # what an evaluator's losses are in unless it says otherwise
+
+
 class Evaluator(ABC):
     """Scores mixtures. One required method, `evaluate`.
 
@@ -47,7 +50,7 @@ class Evaluator(ABC):
     max_batch: int = 1  # mixtures evaluate_many takes at once; 1: runners call evaluate, one at a time
     fidelities: dict[str, float] | None = None  # scale name -> relative cost; None: one scale (bomix.fidelity)
     target_fidelity: str | None = None  # the scale a recommendation is for, when `fidelities` is set
-    unit: str = "nats/token"  # the unit of the losses it returns, shown by reports
+    unit: str = DEFAULT_UNIT  # the unit of the losses it returns, shown by reports
 
     @abstractmethod
     def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:

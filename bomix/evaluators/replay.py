@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bomix.errors import ConfigError, InvalidSpaceError, InvalidWeightsError
-from bomix.evaluators.base import Evaluator, TrialContext
+from bomix.evaluators.base import DEFAULT_UNIT, Evaluator, TrialContext
 from bomix.export import read_runs
 from bomix.objective import Objective
 from bomix.space import MixtureSpace
@@ -84,7 +84,7 @@ class ReplayEvaluator(Evaluator):
     name = "replay"
 
     def __init__(self, *, ratios, metrics, preset: str | None = None, mode: str = "pool", noise_sd: float = 0.0,
-                 seed: int = 0, surrogate: str = "lightgbm", unit: str = "nats/token"):
+                 seed: int = 0, surrogate: str = "lightgbm", unit: str = DEFAULT_UNIT):
         if preset is not None and preset not in PRESETS:
             raise ConfigError(f"replay preset must be None or one of {list(PRESETS)}, got {preset!r}")
         if mode not in MODES:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from bomix.errors import ConfigError
-from bomix.evaluators.base import Evaluator, TrialContext
+from bomix.evaluators.base import DEFAULT_UNIT, Evaluator, TrialContext
 from bomix.evaluators.replay import ReplayEvaluator, check_unit
 from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.trial import Evaluation
@@ -58,7 +58,7 @@ class ReplayScales(Evaluator):
     name = "replay_scales"
 
     def __init__(self, *, scales: Mapping[str, Mapping], target: str | None = None, preset: str | None = None,
-                 noise_sd: float = 0.0, seed: int = 0, unit: str = "nats/token"):
+                 noise_sd: float = 0.0, seed: int = 0, unit: str = DEFAULT_UNIT):
         if not isinstance(scales, Mapping) or not scales:
             raise ConfigError(f"replay_scales scales must be a non-empty mapping {{name: {{ratios, metrics, cost}}}}, "
                               f"got {scales!r}")

@@ -263,9 +263,10 @@ class BayesOpt(Optimizer):
         Xt = torch.as_tensor(X, dtype=torch.double)
         Yt = torch.as_tensor(target, dtype=torch.double)
         Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
-        model = SingleTaskGP(Xt, Yt, input_transform=bo_models.input_transform(self.inputs, history.space.k))
+        inputs = bo_models.resolve_inputs(self.inputs, history.space.k)
+        model = SingleTaskGP(Xt, Yt, input_transform=bo_models.input_transform(inputs, history.space.k))
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        shared = bo_models.resolve_inputs(self.inputs, history.space.k) == "warp" and Yt.shape[-1] > 1
+        shared = inputs == "warp" and Yt.shape[-1] > 1
         try:
             fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
                              optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})

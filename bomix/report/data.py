@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bomix.errors import ConfigError
+from bomix.evaluators.base import DEFAULT_UNIT
 from bomix.trial import TrialState
 
 log = logging.getLogger("bomix")
@@ -44,7 +45,7 @@ class ReportData:
     domains: tuple = ()
     evaluators: dict = field(default_factory=dict)  # (label, seed) -> evaluator with true_value, or absent
     source_of: dict = field(default_factory=dict)  # (label, seed) -> index of its input in `sources`
-    unit: str = "nats/token"
+    unit: str = DEFAULT_UNIT
 
 
 def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path]]]:
@@ -92,7 +93,7 @@ def _evaluator(spec) -> tuple[object | None, str]:
     (landscapes, replay pools), else None. unit: the unit it declares; when it cannot be rebuilt,
     the `unit` in its params, else "nats/token"."""
     params = (spec.get("params") or {}) if isinstance(spec, dict) else {}
-    unit = params.get("unit", "nats/token")
+    unit = params.get("unit", DEFAULT_UNIT)
     if not isinstance(spec, dict) or not spec.get("name"):
         return None, unit
     from bomix.evaluators import get_evaluator
@@ -102,7 +103,7 @@ def _evaluator(spec) -> tuple[object | None, str]:
     except Exception as e:  # a report must not fail because an evaluator cannot be rebuilt here
         log.warning("report: cannot rebuild evaluator %r for true values and its unit: %s", spec.get("name"), e)
         return None, unit
-    return (ev if callable(getattr(ev, "true_value", None)) else None), getattr(ev, "unit", "nats/token")
+    return (ev if callable(getattr(ev, "true_value", None)) else None), getattr(ev, "unit", DEFAULT_UNIT)
 
 
 def load(dirs) -> ReportData:

@@ -1,6 +1,6 @@
 """The report's statistics: Student-t intervals over seeds and paired comparisons of two methods.
 
-Every value is an objective value in objective units (lower is better). A paired comparison looks at
+Every value is an objective value, in the unit its evaluator declares (lower is better). A paired comparison looks at
 two methods on the same seeds (a benchmark gives every method of seed s the same trial seeds), so
 the per-seed difference removes what the seed did to both.
 """

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from bomix.evaluators.base import DEFAULT_UNIT
 from bomix.report.stats import separation, t_ci
 
 COLUMNS = ["role", "label", "is_reference", "metric", "kind", "n_seeds", "mean", "ci_low", "ci_high",
@@ -126,7 +127,7 @@ def _comparison(winner: str, r, unit: str) -> str:
             f"{int(r['losses'])}; Wilcoxon signed-rank p = {_p(r['wilcoxon_p'])}.")
 
 
-def sentences(v, unit: str = "nats/token") -> list[str]:
+def sentences(v, unit: str = DEFAULT_UNIT) -> list[str]:
     """The verdict in plain sentences, each built from the numbers of `compute`'s table `v`, whose
     values are in `unit`."""
     if v is None or v.empty:
