@@ -50,15 +50,11 @@ def build(landscape: str, k: int, metrics: int | None, runs: int, seed: int):
     return land.domains, prior, X, land.loss_names, land.true_loss_matrix(X)
 
 
-def toml_value(v) -> str:
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{key} = {toml_value(x)}" for key, x in v.items()) + " }"
-    return json.dumps(v)
-
-
 def write(out: Path, landscape: str, k: int, metrics: int | None, runs: int, seed: int, budget: int,
           seeds: int) -> None:
     import pandas as pd
+
+    from bomix.integrations.space_config import toml_value
 
     domains, prior, X, names, L = build(landscape, k, metrics, runs, seed)
     out.mkdir(parents=True, exist_ok=True)
