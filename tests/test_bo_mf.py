@@ -123,6 +123,18 @@ def test_a_compute_budget_keeps_the_last_affordable_pick_for_the_target():
         assert opt.suggest(history, 1)[0].fidelity == expected, budget
 
 
+def test_no_earlier_pick_spends_what_the_last_target_run_needs():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land, n_cheap=6, targets=(0, 1))  # 126 compute units spent
+    C = land._space.sample(6, method="random", seed=2)
+    # 100 left: a target run now (60) would leave 40, less than the last target run needs; 1m runs may
+    tight = get_optimizer("bo_mf", seed=0, compute_budget=126 + 100, **FAST).score_fidelities(history, C)
+    assert np.all(tight["60m"] == -np.inf) and np.all(np.isfinite(tight["1m"]))
+    assert get_optimizer("bo_mf", seed=0, compute_budget=126 + 100, **FAST).suggest(history, 1)[0].fidelity == "1m"
+    roomy = get_optimizer("bo_mf", seed=0, compute_budget=126 + 200, **FAST).score_fidelities(history, C)
+    assert np.all(np.isfinite(roomy["60m"])) and np.all(np.isfinite(roomy["1m"]))
+
+
 def test_the_last_affordable_target_run_exploits():
     land = landscape("multiscale", k=3, seed=0)
     history = design_history(land)  # 126 compute units spent; 60.5 more afford one target run, no more

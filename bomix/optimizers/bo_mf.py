@@ -33,7 +33,8 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    With a `compute_budget` (the campaign's total, in the fidelities' cost units)
                    the last affordable pick goes to the target too: once one more cheap run would
                    leave less than a target run's cost, the pick is forced there, so cheap runs
-                   are followed by a target run that can turn what they taught into a measurement.
+                   are followed by a target run that can turn what they taught into a measurement;
+                   and no earlier pick, at any scale, may leave less than a target run's cost for it.
                    That last run exploits: of the mixtures measured at a cheap scale and not yet
                    at the target, the one with the best posterior mean at the target (no later
                    run can use what exploring would teach, and a measured mixture is no
@@ -158,6 +159,20 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
         return target <= left < cheap + target
 
+    def _keeps_final(self, history: History) -> list[str]:
+        """The fidelities a pick other than the last target run may take: those that leave the
+        last target run affordable (all of them without a compute budget). A cost-aware pick at
+        the target with less than two target runs of compute left would otherwise spend the
+        budget the exploiting last run needs (on the RegMix 1M/60M pool, seeds 1 and 2, that
+        left 0.35 target runs of compute unspent and no exploit)."""
+        if self.compute_budget is None:
+            return list(history.fidelities)
+        left = self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
+        target = history.fidelities[history.target_fidelity]
+        if left < target:  # no target run is affordable any more: nothing to keep
+            return list(history.fidelities)
+        return [f for f, cost in history.fidelities.items() if left - cost >= target]
+
     def _untested(self, history: History) -> np.ndarray:
         """(p, k) mixtures completed at a cheaper scale and not run (nor running) at the target."""
         target = history.target_fidelity
@@ -259,7 +274,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         base = qLogNoisyExpectedImprovement(
             model, X_baseline=torch.as_tensor(history.X(), dtype=torch.double), sampler=sampler, prune_baseline=True,
             X_pending=torch.as_tensor(np.array(blocked), dtype=torch.double) if blocked else None)
-        chosen = [target] if self._forced(history) else names
+        chosen = [target] if self._forced(history) else [f for f in names if f in self._keeps_final(history)]
         return {f: _CostAware(base, model, names.index(f), names.index(target), math.log(costs[target] / costs[f]))
                 for f in chosen}
 
