@@ -188,7 +188,7 @@ def resolve(config: BenchmarkConfig) -> dict:
     from bomix.evaluators import get_evaluator
     from bomix.objective import Objective
     from bomix.optimizers import get_optimizer
-    from bomix.study import _jsonable
+    from bomix.study_spec import jsonable
 
     b = config.benchmark
     evaluator = get_evaluator(config.evaluator.name, **config.evaluator.params)
@@ -207,7 +207,7 @@ def resolve(config: BenchmarkConfig) -> dict:
         optimizer = get_optimizer(m.name, seed=b.seeds[0], **m.params)
         if (label in b.fixed or label not in b.methods) if b.fixed is not None else not optimizer.proposes_distinct:
             fixed.append(label)
-    return _jsonable({
+    return jsonable({
         "format": FORMAT,
         "methods": {label: {"name": m.name, "params": m.params} for label, m in methods.items()},
         "seeds": b.seeds, "budget": b.budget, "fixed": fixed,
@@ -243,13 +243,13 @@ def _check_fair(label: str, method: ComponentConfig, budget: int) -> None:
 
 
 def _write_or_check(out: Path, resolved: dict) -> None:
-    from bomix.study import _diff
+    from bomix.study_spec import spec_diff
 
     path = out / "benchmark.json"
     if path.exists():
         stored = json.loads(path.read_text())
         diffs = [d for key in sorted((set(stored) | set(resolved)) - {"bomix"})
-                 for d in _diff(stored.get(key), resolved.get(key), key)]
+                 for d in spec_diff(stored.get(key), resolved.get(key), key)]
         if diffs:
             raise SpecMismatchError(f"resuming the benchmark in {out} needs the config it was started with; "
                                     "differences: " + "; ".join(diffs))

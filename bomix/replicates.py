@@ -24,7 +24,7 @@ def top_trials(study, m: int) -> list[Trial]:
             and "replicate_of" not in t.extra and study.at_target(t)]
     if not done:
         return []
-    history = study._search_history()
+    history = study.search_history()
     predicted = study.optimizer.predict(history, np.array([t.x for t in done])) if len(history.completed) >= 2 \
         else None
     score = predicted[0] if predicted is not None else np.array([t.value for t in done])
@@ -40,20 +40,19 @@ def replicate(study, evaluator, *, top: int, repeats: int, n_parallel: int, runn
     for name, value in (("top", top), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    with study._mutex:
-        study._writable()
+    with study.writing():
         have: dict[int, int] = {}
         for t in study.trials:
             if "replicate_of" in t.extra and t.state is not TrialState.ABANDONED:
                 have[t.extra["replicate_of"]] = have.get(t.extra["replicate_of"], 0) + 1
-        for event in study._queue.values():
-            if "replicate_of" in (event.get("info") or {}):  # an abandoned replicate's redo counts too
-                have[event["info"]["replicate_of"]] = have.get(event["info"]["replicate_of"], 0) + 1
+        for info in study.queued_info:
+            if "replicate_of" in info:  # an abandoned replicate's redo counts too
+                have[info["replicate_of"]] = have.get(info["replicate_of"], 0) + 1
         picks = [study.trials[n] for n in have][:top]
         picks += [t for t in top_trials(study, top) if t.number not in have][:top - len(picks)]
         for t in picks:
             for _ in range(repeats - have.get(t.number, 0)):
-                study._enqueue(t.x, source="replicate", info={"replicate_of": t.number}, fidelity=t.fidelity)
+                study.enqueue(t.x, source="replicate", info={"replicate_of": t.number}, fidelity=t.fidelity)
         queued = len(study.queued)
     study.optimize(evaluator, n_trials=study.n_finished + queued, n_parallel=n_parallel, runner=runner,
                    show_progress=show_progress)

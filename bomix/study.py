@@ -1,7 +1,7 @@
 """The study: a resumable campaign of trials in a directory.
 
 DIR/study.json        the resolved spec (space, objective, optimizer, seed, and the pool of logged
-                      runs when the study searches one), written once
+                      runs when the study searches one), written once (bomix.study_spec)
 DIR/journal.jsonl     append-only events: enqueue, create, job, complete, fail, abandon (a complete
                       event with "weights" records the mixture the evaluator actually evaluated;
                       a job event records where a running trial runs, e.g. its Slurm job id)
@@ -27,79 +27,40 @@ scales are not comparable.
 
 One driver at a time: a second process that tries to write to a study another holds is refused
 (StudyLockedError names the holder's pid); reading needs no lock.
+
+An evaluator is checked against the study (domains, pool, fidelities, reported losses) by
+bomix.study_checks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from bomix import __version__
-from bomix.errors import BomixError, ConfigError, EvaluationError, InvalidWeightsError, SpecMismatchError, StudyError
+from bomix.errors import BomixError, ConfigError, InvalidWeightsError, StudyError
 from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.journal import Journal, StudyLock
 from bomix.objective import Objective
 from bomix.optimizers import History, Optimizer, Proposal, Recommendation, get_optimizer
 from bomix.optimizers.pool import PoolSearch, check_pool
-from bomix.registry import resolve
 from bomix.space import MixtureSpace
+# check_evaluator_domains and optimizer_spec are also imported from here (bomix.cli, tests)
+from bomix.study_checks import (check_evaluator_domains, check_evaluator_fidelities, check_evaluator_pool,
+                                check_loss_names)
+from bomix.study_spec import (check_same_spec, jsonable, new_spec, optimizer_spec, read_spec, spec_components,
+                              write_spec)
 from bomix.trial import Evaluation, Trial, TrialState
 
 log = logging.getLogger("bomix")
 
-SPEC_FORMAT = "bomix.study/1"
-SPEC_KEYS = ("space", "objective", "optimizer", "seed", "pool", "fidelities")
 EVENTS = ("enqueue", "create", "job", "complete", "fail", "abandon")
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def optimizer_spec(optimizer: Optimizer) -> dict:
-    cls = type(optimizer)
-    spec = {"name": optimizer.name or cls.__name__, "class": f"{cls.__module__}:{cls.__qualname__}",
-            "params": _jsonable(optimizer.get_params())}
-    try:
-        json.dumps(spec, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"optimizer parameters must be JSON-serialisable to be stored, got {spec['params']!r}") from e
-    return spec
-
-
-def optimizer_from_spec(spec: Mapping) -> Optimizer:
-    """Rebuild an optimizer from the {"name", "class", "params"} stored in study.json."""
-    cls = resolve({spec["name"]: spec["class"]}, "optimizer", spec["name"])
-    return cls(**spec["params"])
-
-
-def _diff(stored, given, path="") -> list[str]:
-    if isinstance(stored, dict) and isinstance(given, dict):
-        out = []
-        for key in sorted(set(stored) | set(given), key=str):
-            out += _diff(stored.get(key), given.get(key), f"{path}.{key}" if path else str(key))
-        return out
-    if path == "pool" and stored != given:
-        size = lambda p: "none" if p is None else f"{len(p)} runs"  # noqa: E731
-        return [f"pool: stored {size(stored)}, given {size(given)}" + (" (other runs)" if size(stored) == size(given)
-                                                                         else "")]
-    return [] if stored == given else [f"{path}: stored {stored!r}, given {given!r}"]
 
 
 class Study:
@@ -236,6 +197,11 @@ class Study:
         return [self.space.to_mixture(e["weights"]) for e in self._queue.values()]
 
     @property
+    def queued_info(self) -> list[dict]:
+        """The info of each queued mixture (e.g. {"replicate_of": 3} for a replicate), in `queued` order."""
+        return [dict(e.get("info") or {}) for e in self._queue.values()]
+
+    @property
     def n_finished(self) -> int:
         """Trials that count against the budget: COMPLETED plus FAILED."""
         return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in self._trials)
@@ -244,7 +210,7 @@ class Study:
         live = tuple(t for t in self._trials if t.state is not TrialState.ABANDONED)
         return History(self.space, self.objective, live, self._budget, self.fidelities, self.target_fidelity)
 
-    def _search_history(self) -> History:
+    def search_history(self) -> History:
         """The history the optimizer sees: all of it, except that an optimizer that does not model
         fidelities (not a FidelityScorer) in a multi-fidelity study sees only the target's trials,
         so it never compares losses measured at different scales."""
@@ -275,7 +241,7 @@ class Study:
     def recommend(self) -> Recommendation | None:
         """The optimizer's recommended mixture (model-based where the optimizer has a model); with a
         pool, always a run the study evaluated."""
-        return self._search.recommend(self._search_history())
+        return self._search.recommend(self.search_history())
 
     def trial_dir(self, number: int) -> Path:
         return self.directory / "trials" / str(number)
@@ -302,17 +268,29 @@ class Study:
     # -- writing ------------------------------------------------------------------------------
     def _record(self, event: dict) -> Trial | None:
         """Append an event to the journal (durably), then apply it in memory."""
-        event = _jsonable({"time": time.time(), **event})
+        event = jsonable({"time": time.time(), **event})
         self._journal.append(event)
         return self._apply(event)
 
-    def enqueue(self, weights, *, source: str = "enqueued", fidelity: str | None = None) -> None:
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Study]:
+        """A context that holds the study for writing: it takes the write lock on first use (reconciling
+        trials left RUNNING by a dead process) and keeps other threads of this process out, so what is
+        read and written inside (trials, queue, enqueue) is one consistent step."""
+        with self._mutex:
+            self._writable()
+            yield self
+
+    def enqueue(self, weights, *, source: str = "enqueued", fidelity: str | None = None,
+                info: Mapping | None = None) -> None:
         """Queue a mixture to be evaluated before the optimizer is asked again (FIFO), at
-        `fidelity` (one of the study's fidelities; None: the target, or the only scale)."""
+        `fidelity` (one of the study's fidelities; None: the target, or the only scale). `info`
+        (JSON-serialisable) becomes the extra of the trial that evaluates it."""
         with self._mutex:
             self._writable()
             x = self.space.validate(weights)
-            self._enqueue(x, source=source, fidelity=self._fidelity(fidelity, "enqueued fidelity"))
+            self._enqueue(x, source=source, fidelity=self._fidelity(fidelity, "enqueued fidelity"),
+                          info=dict(info or {}))
 
     def _fidelity(self, name, what: str) -> str | None:
         """The scale a new trial runs at: `name` checked, the target when None (None single-fidelity)."""
@@ -345,7 +323,7 @@ class Study:
                                         enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info"),
                                         fidelity=q.get("fidelity")))
             if len(new) < n:
-                proposals = self._search.suggest(self._search_history(), n - len(new))
+                proposals = self._search.suggest(self.search_history(), n - len(new))
                 for p in proposals:
                     p = p if isinstance(p, Proposal) else Proposal(np.asarray(p))
                     try:
@@ -412,7 +390,8 @@ class Study:
                     raise StudyError(f"completing trial {t.number} needs its evaluation (per-domain losses), got None")
                 ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
                 self.objective(ev.losses)  # raises, writing nothing, if the objective's domains are missing
-                self._check_loss_names(t, ev.losses)
+                # the same losses as the campaign's evaluator's loss_names, else as the first completed trial
+                check_loss_names(self.objective, self._trials, t.number, ev.losses, getattr(self, "_loss_names", None))
                 event = {"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
                          "curves": ev.curves, "extra": ev.extra}
                 if ev.weights is not None:  # the mixture actually evaluated (checked before anything is written)
@@ -461,30 +440,6 @@ class Study:
                 raise StudyError(f"only a FAILED trial can be retried; trial {t.number} is {t.state.value}")
             self._requeue(t)
 
-    def _check_loss_names(self, t: Trial, losses: Mapping) -> None:
-        """An objective over every reported loss ("mean" or "worst" without `domains`, or task
-        families, whose patterns match the reported names) compares
-        trials only if they all report the same losses: a trial that left one out, or added one,
-        would be scored on another average. Checked against the losses the evaluator of the running
-        campaign says it reports (its `loss_names`), else against the first completed trial."""
-        if not (self.objective.kind == "families" or (self.objective.kind in ("mean", "worst")
-                                                       and not self.objective.domains)):
-            return
-        expected, who = getattr(self, "_loss_names", None), "its evaluator's loss_names"
-        if expected is None:
-            first = next((u for u in self._trials if u.state is TrialState.COMPLETED and u.losses), None)
-            if first is None:
-                return
-            expected, who = set(first.losses), f"trial {first.number}'s losses"
-        if set(expected) == set(losses):
-            return
-        missing, extra = sorted(set(expected) - set(losses)), sorted(set(losses) - set(expected))
-        raise EvaluationError(
-            f"trial {t.number} must report the same losses as every trial of the study for the "
-            f"{self.objective.kind} objective over every reported loss; missing {missing}, extra {extra} "
-            f"(compared with {who}, {sorted(expected)}). Set the objective's domains to choose the losses "
-            "that count.")
-
     def _abandon(self, t: Trial, reason: str) -> None:
         self._record({"event": "abandon", "number": t.number, "error": reason})
         self._requeue(t)
@@ -515,11 +470,11 @@ class Study:
         if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
             raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
         check_evaluator_domains(evaluator, self.space)
-        self._check_pool(evaluator)
+        check_evaluator_pool(evaluator, self.pool)
         policy = FaultPolicy(timeout=timeout, retries=retries, max_failures=max_failures)
         runner = get_runner(runner["name"], **runner.get("params", {})) if isinstance(runner, Mapping) \
             else get_runner(runner)
-        self._check_fidelities(evaluator, runner)
+        check_evaluator_fidelities(self, evaluator, runner)
         self._writable()
         names = getattr(evaluator, "loss_names", None)
         self._loss_names = set(names) if names else None
@@ -530,35 +485,6 @@ class Study:
             self._loss_names = None
             self._budget = None
         return self
-
-    def _check_pool(self, evaluator) -> None:
-        """ConfigError when the evaluator answers only for logged runs the study does not search."""
-        pool = getattr(evaluator, "pool", None)
-        if pool is None:
-            return
-        if self.pool is None:
-            raise ConfigError(f"evaluator {getattr(evaluator, 'name', evaluator)!r} answers only for its {len(pool)} "
-                              "logged runs, so the study must search them: create it with pool=evaluator.pool "
-                              "(bomix run and bomix benchmark do)")
-        if np.shape(pool) != self.pool.shape or not np.allclose(pool, self.pool, rtol=0, atol=1e-9):
-            raise ConfigError(f"the evaluator's logged runs must be the study's pool, got {len(pool)} runs for a "
-                              f"study over {len(self.pool)} other runs")
-
-    def _check_fidelities(self, evaluator, runner) -> None:
-        """ConfigError unless the evaluator offers exactly the study's fidelities (or neither has any),
-        and, for a multi-fidelity study, the runner hands each trial's fidelity to the evaluator."""
-        name = getattr(evaluator, "name", evaluator)
-        offered = check_fidelities(getattr(evaluator, "fidelities", None), getattr(evaluator, "target_fidelity", None))
-        if offered != (self.fidelities, self.target_fidelity):
-            raise ConfigError(f"the evaluator's fidelities must be the study's (create it with "
-                              f"fidelities=evaluator.fidelities, target_fidelity=evaluator.target_fidelity), got "
-                              f"{offered[0]} (target {offered[1]!r}) from {name!r} for a study with {self.fidelities} "
-                              f"(target {self.target_fidelity!r})")
-        if self.fidelities is not None:
-            probe = Trial(number=0, weights=self.space.to_mixture(self.space.center), fidelity=self.target_fidelity)
-            if getattr(runner.context(self, probe), "fidelity", None) != self.target_fidelity:
-                raise ConfigError(f"a multi-fidelity study needs a runner that passes each trial's fidelity to the "
-                                  f"evaluator (TrialContext.fidelity); {type(runner).__name__}.context does not")
 
     def top_trials(self, m: int) -> list[Trial]:
         """The m best distinct COMPLETED mixtures, by the model's posterior mean where the optimizer
@@ -601,51 +527,13 @@ def _origin(t: Trial) -> int:
     return t.retry_of if t.retry_of is not None else t.number
 
 
-def check_evaluator_domains(evaluator, space: MixtureSpace) -> None:
-    """ConfigError unless the evaluator takes any domains or exactly the space's, in order."""
-    domains = getattr(evaluator, "domains", None)
-    if domains is not None and tuple(domains) != space.domains:
-        raise ConfigError(f"the evaluator's domains must match the study's, got {list(domains)} "
-                          f"for a study over {list(space.domains)}")
-
-
-def _read_spec(directory: Path) -> dict:
-    path = directory / "study.json"
-    if not path.exists():
-        what = "does not exist" if not directory.exists() else "has no study.json"
-        raise StudyError(f"a study directory must contain study.json, but {directory} {what}")
-    try:
-        spec = json.loads(path.read_text())
-    except ValueError as e:
-        raise StudyError(f"{path} must be valid JSON: {e}") from None
-    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
-        raise StudyError(f"{path} must be a bomix study spec (format {SPEC_FORMAT!r}), got format "
-                         f"{spec.get('format') if isinstance(spec, dict) else spec!r}")
-    return spec
-
-
-def _open(directory: Path, spec: dict) -> Study:
-    try:
-        space = MixtureSpace.from_dict(spec["space"])
-        objective = Objective.parse(spec["objective"])
-        optimizer = optimizer_from_spec(spec["optimizer"])
-        seed = spec["seed"]
-        pool = None if spec.get("pool") is None else check_pool(space, spec["pool"])
-    except (KeyError, TypeError, ImportError, AttributeError) as e:
-        raise StudyError(f"{directory / 'study.json'} is missing or has a malformed field: "
-                         f"{type(e).__name__}: {e}") from None
-    except BomixError as e:
-        raise StudyError(f"{directory / 'study.json'} has an invalid field: {e}") from None
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise StudyError(f"{directory / 'study.json'} must hold an integer seed, got {seed!r}")
-    return Study(directory, spec, space=space, objective=objective, optimizer=optimizer, pool=pool)
-
-
 def load_study(directory) -> Study:
     """Open an existing study. Reading needs no lock; the first write (ask, tell, enqueue, optimize)
     takes it and reconciles trials left RUNNING by a process that died."""
     directory = Path(directory)
-    return _open(directory, _read_spec(directory))
+    spec = read_spec(directory)
+    space, objective, optimizer, pool = spec_components(directory, spec)
+    return Study(directory, spec, space=space, objective=objective, optimizer=optimizer, pool=pool)
 
 
 def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sobol", objective="mean",
@@ -677,13 +565,13 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
     if space is None:
         if not exists:
             raise ConfigError("creating a study needs a space (a MixtureSpace), got None")
-        space = MixtureSpace.from_dict(_read_spec(directory)["space"])
+        space = MixtureSpace.from_dict(read_spec(directory)["space"])
     if pool is None and exists:  # resuming: the stored pool, as with the space
-        pool = _read_spec(directory).get("pool")
+        pool = read_spec(directory).get("pool")
     if pool is not None:
         pool = check_pool(space, pool)
     if fidelities is None and exists:
-        stored = _read_spec(directory).get("fidelities") or {}
+        stored = read_spec(directory).get("fidelities") or {}
         fidelities, target_fidelity = stored.get("costs"), target_fidelity or stored.get("target")
     fidelities, target_fidelity = check_fidelities(fidelities, target_fidelity)
     given = {"space": space.to_dict(), "objective": objective.to_dict(), "optimizer": optimizer_spec(optimizer),
@@ -693,20 +581,11 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
     lock = StudyLock(directory).acquire()
     try:
         if exists:
-            spec = _read_spec(directory)
-            diffs = [d for key in SPEC_KEYS for d in _diff(spec.get(key), given[key], key)]
-            if diffs:
-                raise SpecMismatchError(f"resuming {directory} needs the spec it was created with; differences: "
-                                        + "; ".join(diffs))
+            spec = read_spec(directory)
+            check_same_spec(directory, spec, given)
         else:
-            spec = {"format": SPEC_FORMAT, "name": name or directory.name, **given, "created_at": time.time(),
-                    "bomix_version": __version__}
-            for key in ("pool", "fidelities"):  # absent, as before these existed, when unused
-                if spec[key] is None:
-                    del spec[key]
-            tmp = directory / "study.json.tmp"
-            tmp.write_text(json.dumps(spec, indent=2) + "\n")
-            os.replace(tmp, directory / "study.json")
+            spec = new_spec(name or directory.name, given)
+            write_spec(directory, spec)
             (directory / "journal.jsonl").touch()
         study = Study(directory, spec, space=space, objective=objective, optimizer=optimizer, pool=pool)
     except BaseException:
