@@ -2,15 +2,16 @@
 
 DIR/study.json        the resolved spec (space, objective, optimizer, seed, and the pool of logged
                       runs when the study searches one), written once (bomix.study_spec)
-DIR/journal.jsonl     append-only events: enqueue, create, job, complete, fail, abandon (a complete
-                      event with "weights" records the mixture the evaluator actually evaluated;
-                      a job event records where a running trial runs, e.g. its Slurm job id)
+DIR/journal.jsonl     append-only events: enqueue, create, job, complete, fail, abandon, replayed
+                      into trials and a queue by bomix.study_state (which documents each event)
 DIR/trials/<n>/       per-trial artifacts written by evaluators (logs, configs)
 DIR/study.lock        the write lock (one writer at a time; readers need no lock)
 
-The journal is the truth: loading replays it. Opening a study for writing takes the lock, and any
-trial still RUNNING then belonged to a process that died: it becomes ABANDONED and its mixture is
-queued again with its original seed, so the resumed study proceeds exactly as an uninterrupted one.
+The journal is the truth: loading replays it into a bomix.study_state.StudyState, which also builds
+the events; the Study checks what it is asked, writes each event under the lock, then applies it.
+Opening a study for writing takes the lock, and any trial still RUNNING then belonged to a process
+that died: it becomes ABANDONED and its mixture is queued again with its original seed, so the
+resumed study proceeds exactly as an uninterrupted one.
 A RUNNING trial with a job record (it runs elsewhere: a Slurm job) stays RUNNING until a runner
 re-attaches to it or abandons it (Runner.run does one or the other before anything else).
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bomix.errors import BomixError, ConfigError, InvalidWeightsError, StudyError
+from bomix.errors import ConfigError, InvalidWeightsError, StudyError
 from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.journal import Journal, StudyLock
 from bomix.objective import Objective
@@ -56,11 +56,8 @@ from bomix.study_checks import (check_evaluator_domains, check_evaluator_fidelit
                                 check_loss_names)
 from bomix.study_spec import (check_same_spec, jsonable, new_spec, optimizer_spec, read_spec, spec_components,
                               write_spec)
+from bomix.study_state import StudyState
 from bomix.trial import Evaluation, Trial, TrialState
-
-log = logging.getLogger("bomix")
-
-EVENTS = ("enqueue", "create", "job", "complete", "fail", "abandon")
 
 
 class Study:
@@ -83,76 +80,14 @@ class Study:
         self._journal = Journal(self.directory / "journal.jsonl")
         self._lock: StudyLock | None = None
         self._mutex = threading.RLock()
+        self._loss_names: set[str] | None = None  # the loss names the optimize call's evaluator reports
+        self._state = StudyState(space, objective, self.fidelities, seed=self.seed)
         self._replay()
 
     # -- loading ------------------------------------------------------------------------------
     def _replay(self) -> None:
         """Rebuild trials and the queue from the journal (the state is kept if a line is invalid)."""
-        saved = (getattr(self, "_trials", []), getattr(self, "_queue", {}), getattr(self, "_next_qid", 0))
-        self._trials, self._queue, self._next_qid = [], {}, 0
-        for lineno, e in enumerate(self._journal.read(), start=1):
-            try:
-                self._apply(e, where=f"journal line {lineno}")
-            except KeyError as err:
-                self._trials, self._queue, self._next_qid = saved
-                raise StudyError(f"{self._journal.path} line {lineno} is not a valid event (missing field {err}): "
-                                 f"{e!r}") from None
-            except (TypeError, ValueError, BomixError) as err:
-                self._trials, self._queue, self._next_qid = saved
-                raise StudyError(f"{self._journal.path} line {lineno} is not a valid event ({err}): {e!r}") from None
-
-    def _apply(self, e: dict, *, where: str = "") -> Trial | None:
-        """Apply one journal event to the in-memory state. Replay and live writes both come through
-        here, so a study in memory is always exactly what reloading its journal gives."""
-        kind = e["event"]
-        if kind not in EVENTS:
-            raise ValueError(f"event must be one of {list(EVENTS)}, got {kind!r}")
-        if kind == "enqueue":
-            self.space.validate(e["weights"])
-            check_fidelity(e.get("fidelity"), self.fidelities)
-            self._queue[e["id"]] = e
-            self._next_qid = max(self._next_qid, e["id"] + 1)
-            return None
-        if kind == "create":
-            if e["number"] != len(self._trials):
-                raise ValueError(f"trial number {e['number']} out of sequence (expected {len(self._trials)})")
-            self._queue.pop(e.get("enqueue_id"), None)
-            trial = Trial(number=e["number"], weights=self.space.to_mixture(self.space.validate(e["weights"])),
-                          proposed_by=e["proposed_by"], seed=e["seed"], created_at=e["time"],
-                          retry_of=e.get("retry_of"), extra=dict(e.get("info") or {}),
-                          fidelity=check_fidelity(e.get("fidelity"), self.fidelities))
-            self._trials.append(trial)
-            return trial
-        if not 0 <= e["number"] < len(self._trials):
-            raise ValueError(f"{kind} of trial {e['number']}, which was never created")
-        t = self._trials[e["number"]]
-        if t.state is not TrialState.RUNNING:
-            log.warning("%s: ignoring %s of trial %d, already %s", where, kind, t.number, t.state.value)
-            return t
-        if kind == "job":
-            if not isinstance(e["job"], dict):
-                raise ValueError(f"a job record must be an object, got {e['job']!r}")
-            t.extra["job"] = dict(e["job"])
-            return t
-        t.finished_at = e["time"]
-        if kind == "complete":
-            t.state, t.losses = TrialState.COMPLETED, Evaluation(losses=e["losses"]).losses
-            if e.get("weights") is not None:  # the evaluator answered with another mixture: record that one
-                t.extra["proposed_weights"] = t.weights
-                t.weights = self.space.to_mixture(self.space.validate(e["weights"]))
-            t.cost, t.curves = e.get("cost") or {}, e.get("curves")
-            t.extra.update(e.get("extra") or {})
-            t.value = self._score(t.losses)
-        else:
-            t.state = TrialState.FAILED if kind == "fail" else TrialState.ABANDONED
-            t.error = e.get("error")
-        return t
-
-    def _score(self, losses: Mapping[str, float]) -> float | None:
-        try:
-            return self.objective(losses)
-        except Exception:
-            return None
+        self._state.replay(self._journal.read(), path=self._journal.path)
 
     def _writable(self) -> None:
         """Take the write lock on first write; reconcile trials left RUNNING by a dead process."""
@@ -185,29 +120,29 @@ class Study:
     @property
     def trials(self) -> list[Trial]:
         """Every trial in creation order, ABANDONED ones included."""
-        return list(self._trials)
+        return list(self._state.trials)
 
     @property
     def running(self) -> list[Trial]:
-        return [t for t in self._trials if t.state is TrialState.RUNNING]
+        return [t for t in self._state.trials if t.state is TrialState.RUNNING]
 
     @property
     def queued(self) -> list[dict[str, float]]:
         """Mixtures waiting in the queue (enqueued, or abandoned and to be redone), in order."""
-        return [self.space.to_mixture(e["weights"]) for e in self._queue.values()]
+        return self._state.queued
 
     @property
     def queued_info(self) -> list[dict]:
         """The info of each queued mixture (e.g. {"replicate_of": 3} for a replicate), in `queued` order."""
-        return [dict(e.get("info") or {}) for e in self._queue.values()]
+        return self._state.queued_info
 
     @property
     def n_finished(self) -> int:
         """Trials that count against the budget: COMPLETED plus FAILED."""
-        return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in self._trials)
+        return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in self._state.trials)
 
     def history(self) -> History:
-        live = tuple(t for t in self._trials if t.state is not TrialState.ABANDONED)
+        live = tuple(t for t in self._state.trials if t.state is not TrialState.ABANDONED)
         return History(self.space, self.objective, live, self._budget, self.fidelities, self.target_fidelity)
 
     def search_history(self) -> History:
@@ -234,7 +169,7 @@ class Study:
     def best_trial(self) -> Trial | None:
         """The COMPLETED trial with the lowest objective value (best observed), or None; in a
         multi-fidelity study, among the trials at the target fidelity."""
-        done = [t for t in self._trials if t.state is TrialState.COMPLETED and t.value is not None
+        done = [t for t in self._state.trials if t.state is TrialState.COMPLETED and t.value is not None
                 and self.at_target(t)]
         return min(done, key=lambda t: (t.value, t.number)) if done else None
 
@@ -270,7 +205,7 @@ class Study:
         """Append an event to the journal (durably), then apply it in memory."""
         event = jsonable({"time": time.time(), **event})
         self._journal.append(event)
-        return self._apply(event)
+        return self._state.apply(event)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Study]:
@@ -289,26 +224,12 @@ class Study:
         with self._mutex:
             self._writable()
             x = self.space.validate(weights)
-            self._enqueue(x, source=source, fidelity=self._fidelity(fidelity, "enqueued fidelity"),
-                          info=dict(info or {}))
+            self._record(self._state.enqueue_event(x, source=source, info=dict(info or {}),
+                                                   fidelity=self._fidelity(fidelity, "enqueued fidelity")))
 
     def _fidelity(self, name, what: str) -> str | None:
         """The scale a new trial runs at: `name` checked, the target when None (None single-fidelity)."""
         return check_fidelity(name, self.fidelities, what=what) or self.target_fidelity
-
-    def _enqueue(self, x, *, source: str, retry_of: int | None = None, seed: int | None = None,
-                 front: bool = False, info: dict | None = None, fidelity: str | None = None) -> None:
-        event = {"event": "enqueue", "id": self._next_qid, "weights": list(map(float, x)), "source": source,
-                 "retry_of": retry_of, "seed": seed, "front": front, "info": info or {}}
-        if fidelity is not None:
-            event["fidelity"] = fidelity
-        self._record(event)
-
-    def _next_queued(self) -> dict | None:
-        if not self._queue:
-            return None
-        front = [e for e in self._queue.values() if e.get("front")]
-        return (front or list(self._queue.values()))[0]
 
     def ask(self, n: int = 1) -> list[Trial]:
         """Create n RUNNING trials: queued mixtures first, then the optimizer's suggestions."""
@@ -317,11 +238,8 @@ class Study:
         with self._mutex:
             self._writable()
             new: list[Trial] = []
-            while len(new) < n and (q := self._next_queued()) is not None:
-                seed = q["seed"] if q.get("seed") is not None else self._next_seed()
-                new.append(self._create(self.space.validate(q["weights"]), q["source"], seed,
-                                        enqueue_id=q["id"], retry_of=q.get("retry_of"), info=q.get("info"),
-                                        fidelity=q.get("fidelity")))
+            while len(new) < n and (event := self._state.dequeue_event()) is not None:
+                new.append(self._record(event))
             if len(new) < n:
                 proposals = self._search.suggest(self.search_history(), n - len(new))
                 for p in proposals:
@@ -334,8 +252,8 @@ class Study:
                         fidelity = self._fidelity(p.fidelity, "proposal's fidelity")
                     except ConfigError as e:
                         raise StudyError(f"optimizer {self.optimizer.name!r} proposed an unknown fidelity: {e}") from e
-                    new.append(self._create(x, p.source or self.optimizer.name, self._next_seed(), info=p.info,
-                                            fidelity=fidelity))
+                    new.append(self._record(self._state.create_event(
+                        x, p.source or self.optimizer.name, self._state.next_seed(), info=p.info, fidelity=fidelity)))
             return new
 
     def add_trial(self, weights, losses: Evaluation | Mapping, *, source: str = "added", info=None,
@@ -347,27 +265,9 @@ class Study:
             ev = losses if isinstance(losses, Evaluation) else Evaluation(losses=dict(losses))
             self.objective(ev.losses)
             fidelity = self._fidelity(fidelity, "added trial's fidelity")
-            trial = self._create(self.space.validate(weights), source, self._next_seed(), info=info, fidelity=fidelity)
+            trial = self._record(self._state.create_event(self.space.validate(weights), source,
+                                                          self._state.next_seed(), info=info, fidelity=fidelity))
             return self.tell(trial, ev)
-
-    def _next_seed(self) -> int:
-        slot = sum(t.state is not TrialState.ABANDONED for t in self._trials)
-        return (self.seed * 1_000_003 + slot) % 2**31
-
-    def _create(self, x, proposed_by: str, seed: int, *, enqueue_id=None, retry_of=None, info=None,
-                fidelity: str | None = None) -> Trial:
-        event = {"event": "create", "number": len(self._trials), "weights": list(map(float, x)),
-                 "proposed_by": proposed_by, "seed": int(seed), "enqueue_id": enqueue_id,
-                 "retry_of": retry_of, "info": info or {}}
-        if fidelity is not None:  # single-fidelity journals stay as they were
-            event["fidelity"] = fidelity
-        return self._record(event)
-
-    def _get(self, trial) -> Trial:
-        number = trial.number if isinstance(trial, Trial) else trial
-        if not isinstance(number, (int, np.integer)) or not 0 <= number < len(self._trials):
-            raise StudyError(f"trial must be a Trial or a number in [0, {len(self._trials)}), got {trial!r}")
-        return self._trials[number]
 
     def tell(self, trial, evaluation: Evaluation | Mapping | None = None, *, state: TrialState | str | None = None,
              error: str | None = None) -> Trial:
@@ -381,7 +281,7 @@ class Study:
         """
         with self._mutex:
             self._writable()
-            t = self._get(trial)
+            t = self._state.trial(trial)
             if t.state is not TrialState.RUNNING:
                 raise StudyError(f"only a RUNNING trial can be told; trial {t.number} is already {t.state.value}")
             state = TrialState(state) if state is not None else TrialState.COMPLETED
@@ -391,16 +291,8 @@ class Study:
                 ev = evaluation if isinstance(evaluation, Evaluation) else Evaluation(losses=dict(evaluation))
                 self.objective(ev.losses)  # raises, writing nothing, if the objective's domains are missing
                 # the same losses as the campaign's evaluator's loss_names, else as the first completed trial
-                check_loss_names(self.objective, self._trials, t.number, ev.losses, getattr(self, "_loss_names", None))
-                event = {"event": "complete", "number": t.number, "losses": ev.losses, "cost": ev.cost,
-                         "curves": ev.curves, "extra": ev.extra}
-                if ev.weights is not None:  # the mixture actually evaluated (checked before anything is written)
-                    try:
-                        event["weights"] = list(map(float, self.space.validate(ev.weights)))
-                    except InvalidWeightsError as err:
-                        raise StudyError(f"trial {t.number}: the mixture the evaluator says it evaluated must lie "
-                                         f"in the space: {err}") from None
-                self._record(event)
+                check_loss_names(self.objective, self._state.trials, t.number, ev.losses, self._loss_names)
+                self._record(self._state.complete_event(t, ev))
             elif state is TrialState.FAILED:
                 self._record({"event": "fail", "number": t.number, "error": error or "unknown error"})
             elif state is TrialState.ABANDONED:
@@ -419,37 +311,28 @@ class Study:
         resumes the study after this one died can re-attach to it instead of redoing it."""
         with self._mutex:
             self._writable()
-            t = self._get(trial)
+            t = self._state.trial(trial)
             if t.state is not TrialState.RUNNING:
                 raise StudyError(f"only a RUNNING trial has a job; trial {t.number} is {t.state.value}")
             self._record({"event": "job", "number": t.number, "job": dict(job)})
 
     def failed_attempts(self, trial) -> int:
         """How many trials of this trial's mixture (it, its retries and redos) FAILED."""
-        t = self._get(trial)
-        origin = _origin(t)
-        return sum(u.state is TrialState.FAILED and (u.number == origin or u.retry_of == origin) for u in self._trials)
+        return self._state.failed_attempts(self._state.trial(trial))
 
     def retry(self, trial) -> None:
         """Queue a FAILED trial's mixture again, first in line, with the same seed (a new trial that
         counts against the budget like any other)."""
         with self._mutex:
             self._writable()
-            t = self._get(trial)
+            t = self._state.trial(trial)
             if t.state is not TrialState.FAILED:
                 raise StudyError(f"only a FAILED trial can be retried; trial {t.number} is {t.state.value}")
-            self._requeue(t)
+            self._record(self._state.requeue_event(t))
 
     def _abandon(self, t: Trial, reason: str) -> None:
         self._record({"event": "abandon", "number": t.number, "error": reason})
-        self._requeue(t)
-
-    def _requeue(self, t: Trial) -> None:
-        """Queue t's mixture again, first in line, with its seed, as a redo of its original trial
-        (its job record stays behind: it belongs to the run that ended)."""
-        info = {k: v for k, v in t.extra.items() if k != "job"}
-        self._enqueue(t.x, source=t.proposed_by, retry_of=_origin(t), seed=t.seed, front=True, info=info,
-                      fidelity=t.fidelity)
+        self._record(self._state.requeue_event(t))
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
                  timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
@@ -510,7 +393,7 @@ class Study:
         return replicates_table(self)
 
     def __repr__(self) -> str:
-        return f"Study({str(self.directory)!r}, {len(self._trials)} trials, optimizer={self.optimizer.name!r})"
+        return f"Study({str(self.directory)!r}, {len(self._state.trials)} trials, optimizer={self.optimizer.name!r})"
 
 
 def _pool_search(optimizer: Optimizer, pool: np.ndarray, fidelities) -> Optimizer:
@@ -520,11 +403,6 @@ def _pool_search(optimizer: Optimizer, pool: np.ndarray, fidelities) -> Optimize
     from bomix.optimizers.pool_mf import MultiFidelityPoolSearch
 
     return MultiFidelityPoolSearch(optimizer, pool)
-
-
-def _origin(t: Trial) -> int:
-    """The number of the trial that t redoes (itself when it is no redo)."""
-    return t.retry_of if t.retry_of is not None else t.number
 
 
 def load_study(directory) -> Study:
