@@ -27,21 +27,21 @@ FIDELITY = "fidelity"  # the scale column of a multi-fidelity study's export: a 
 def trials_dataframe(study, objective):
     import pandas as pd
 
+    multi = any(t.fidelity is not None for t in study.trials)  # multi-fidelity: a column for each trial's scale
     rows = []
     for t in study.trials:
         row = {"number": t.number, "state": t.state.value,
                "value": objective(t.losses) if t.losses is not None and _scorable(objective, t.losses) else None,
                "proposed_by": t.proposed_by, "seed": t.seed, "retry_of": t.retry_of}
-        if any(u.fidelity is not None for u in study.trials):  # multi-fidelity: the scale each trial ran at
-            row["fidelity"] = t.fidelity
+        if multi:
+            row[FIDELITY] = t.fidelity
         row.update({f"w_{d}": w for d, w in t.weights.items()})
         row.update({f"loss_{n}": v for n, v in (t.losses or {}).items()})
         row.update({f"cost_{n}": v for n, v in (t.cost or {}).items()})
         row.update({"error": t.error, "created_at": _ts(t.created_at), "finished_at": _ts(t.finished_at),
                     "duration_s": t.duration})
         rows.append(row)
-    fidelity = ["fidelity"] if any(t.fidelity is not None for t in study.trials) else []
-    columns = ["number", "state", *fidelity, "value", "proposed_by", "seed", "retry_of",
+    columns = ["number", "state", *([FIDELITY] if multi else []), "value", "proposed_by", "seed", "retry_of",
                *[f"w_{d}" for d in study.space.domains]]
     df = pd.DataFrame(rows)
     if df.empty:
@@ -81,9 +81,9 @@ def export_study(study, directory: Path) -> Path:
                           f"exported, got {clash}: one CSV column cannot hold both")
     directory.mkdir(parents=True, exist_ok=True)
     keys = [{"run": f"{study.name}-{t.number:04d}", "name": study.name, "index": t.number} for t in done]
-    if any(t.fidelity is not None for t in study.trials):
-        keys = [{**k, "fidelity": t.fidelity} for k, t in zip(keys, done)]
-    extra_keys = ["fidelity"] if any(t.fidelity is not None for t in study.trials) else []
+    extra_keys = [FIDELITY] if any(t.fidelity is not None for t in study.trials) else []
+    if extra_keys:
+        keys = [{**k, FIDELITY: t.fidelity} for k, t in zip(keys, done)]
     ratios = pd.DataFrame([{**k, **t.weights} for k, t in zip(keys, done)],
                           columns=[*KEYS, *extra_keys, *study.space.domains])
     metric_names = list(dict.fromkeys(n for t in done for n in t.losses))
