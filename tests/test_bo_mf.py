@@ -226,3 +226,19 @@ def test_bad_parameters_are_refused():
         get_optimizer("bo_mf", target_share=1.5)
     with pytest.raises(ConfigError, match="n_target_init must be an integer >= 1, got 0"):
         get_optimizer("bo_mf", n_target_init=0)
+
+
+@pytest.mark.parametrize("k, kernel_sees", [(5, None), (12, "Sqrt")])
+def test_the_multi_task_gp_reads_many_domains_through_sqrt(k, kernel_sees):
+    """As bo: sqrt(r) from 11 domains up (auto), the task index unchanged."""
+    land = landscape("multiscale", k=k, seed=0)
+    X = land._space.sample(8, method="sobol", seed=3)
+    history = mf_history(land, [*X, X[0]], ["1m"] * 8 + ["60m"])
+    model, names = get_optimizer("bo_mf", seed=0, **FAST)._fit(history)
+    transform = getattr(model, "input_transform", None)
+    assert (None if transform is None else type(transform).__name__) == kernel_sees
+    if transform is not None:
+        Xt = transform.transform(model.train_inputs[0][:0].new_tensor(np.hstack([X[:2], [[0.0], [1.0]]])))
+        np.testing.assert_array_equal(Xt[:, -1].numpy(), [0.0, 1.0])
+    raw, _ = get_optimizer("bo_mf", seed=0, inputs="raw", **FAST)._fit(history)
+    assert getattr(raw, "input_transform", None) is None

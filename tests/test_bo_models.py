@@ -175,3 +175,15 @@ def test_auto_inputs_are_sqrt_from_many_domains_up(k, kernel_sees):
 def test_inputs_must_be_known():
     with pytest.raises(ConfigError, match=r"bo inputs must be one of \['auto', 'raw', 'sqrt', 'warp'\], got 'log'"):
         BayesOpt(inputs="log")
+
+
+def test_sqrt_inputs_leave_trailing_columns_alone():
+    """A multi-task GP's task index rides after the weights: sqrt must not touch it."""
+    import torch
+
+    X = torch.tensor([[0.25, 0.25, 0.5, 1.0], [1.0, 0.0, 0.0, 0.0]], dtype=torch.double)
+    out = bo_models.input_transform("sqrt", 3, trailing=1).transform(X)
+    np.testing.assert_allclose(out[:, :3].numpy(), np.sqrt(X[:, :3].numpy() + bo_models.SQRT_EPS))
+    np.testing.assert_array_equal(out[:, 3].numpy(), [1.0, 0.0])
+    with pytest.raises(ConfigError, match="inputs with trailing columns must be 'raw' or 'sqrt', got 'warp'"):
+        bo_models.input_transform("warp", 3, trailing=1)

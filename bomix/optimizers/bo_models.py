@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bomix.errors import ConfigError
+
 AUTO_MAX_OUTPUTS = 8     # auto: per-loss GPs up to this many losses, a low-rank model beyond
 LOWRANK_VARIANCE = 0.99  # lowrank keeps the fewest components that explain this share of variance
 LOWRANK_MAX = 8          # ... but never more than this many GPs
@@ -62,18 +64,21 @@ def resolve_inputs(inputs: str, k: int) -> str:
     return "sqrt" if k >= AUTO_SQRT_MIN_K else "raw"
 
 
-def input_transform(inputs: str, k: int):
+def input_transform(inputs: str, k: int, *, trailing: int = 0):
     """The BoTorch input transform for `inputs` over k weights (None for "raw"). A warp is shared
-    by every output of a multi-output GP (fit it with `joint_fit_closure`)."""
+    by every output of a multi-output GP (fit it with `joint_fit_closure`). `trailing` columns after
+    the weights (a multi-task GP's task index) pass unchanged (sqrt only)."""
     inputs = resolve_inputs(inputs, k)
     if inputs == "raw":
         return None
+    if trailing and inputs != "sqrt":
+        raise ConfigError(f"inputs with trailing columns must be 'raw' or 'sqrt', got {inputs!r}")
     if inputs == "warp":
         import torch
         from botorch.models.transforms.input import Warp
 
         return Warp(d=k, indices=list(range(k)), bounds=torch.stack([torch.zeros(k), torch.ones(k)]).double())
-    return _sqrt_transform()
+    return _sqrt_transform(k if trailing else None)
 
 
 def joint_fit_closure(mll):
@@ -84,19 +89,24 @@ def joint_fit_closure(mll):
     return get_loss_closure_with_grads(mll, parameters={n: p for n, p in mll.named_parameters() if p.requires_grad})
 
 
-def _sqrt_transform():
+def _sqrt_transform(k: int | None = None):
     from botorch.models.transforms.input import InputTransform
     from torch.nn import Module
 
     class Sqrt(InputTransform, Module):
-        """r -> sqrt(r + SQRT_EPS), on training and test inputs alike."""
+        """r -> sqrt(r + SQRT_EPS), on training and test inputs alike; with k, only the first k
+        columns (the rest, e.g. a task index, pass unchanged)."""
 
         def __init__(self):
             super().__init__()
             self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
 
         def transform(self, X):
-            return (X.clamp_min(0) + SQRT_EPS).sqrt()
+            if k is None:
+                return (X.clamp_min(0) + SQRT_EPS).sqrt()
+            import torch
+
+            return torch.cat([(X[..., :k].clamp_min(0) + SQRT_EPS).sqrt(), X[..., k:]], dim=-1)
 
     return Sqrt()
 
