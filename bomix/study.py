@@ -440,17 +440,18 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
         raise StudyError(f"{directory} already holds a study; pass load_if_exists=True to resume it")
     if not exists and directory.exists() and any(directory.iterdir()):
         raise StudyError(f"a new study needs an empty or new directory, but {directory} has other files and no study.json")
+    stored = read_spec(directory) if exists else None  # written once at creation: one read serves
     if space is None:
         if not exists:
             raise ConfigError("creating a study needs a space (a MixtureSpace), got None")
-        space = MixtureSpace.from_dict(read_spec(directory)["space"])
+        space = MixtureSpace.from_dict(stored["space"])
     if pool is None and exists:  # resuming: the stored pool, as with the space
-        pool = read_spec(directory).get("pool")
+        pool = stored.get("pool")
     if pool is not None:
         pool = check_pool(space, pool)
     if fidelities is None and exists:
-        stored = read_spec(directory).get("fidelities") or {}
-        fidelities, target_fidelity = stored.get("costs"), target_fidelity or stored.get("target")
+        scales = stored.get("fidelities") or {}
+        fidelities, target_fidelity = scales.get("costs"), target_fidelity or scales.get("target")
     fidelities, target_fidelity = check_fidelities(fidelities, target_fidelity)
     given = {"space": space.to_dict(), "objective": objective.to_dict(), "optimizer": optimizer_spec(optimizer),
              "seed": int(seed), "pool": None if pool is None else pool.tolist(),
@@ -459,7 +460,7 @@ def create_study(directory, *, space: MixtureSpace | None = None, optimizer="sob
     lock = StudyLock(directory).acquire()
     try:
         if exists:
-            spec = read_spec(directory)
+            spec = stored
             check_same_spec(directory, spec, given)
         else:
             spec = new_spec(name or directory.name, given)
