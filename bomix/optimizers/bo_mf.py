@@ -161,12 +161,19 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         at_target = sum(c for c, t in zip(costs, history.trials) if history.fidelity_of(t) == history.target_fidelity)
         return at_target < self.target_share * sum(costs) or self._final(history)
 
+    def _left(self, history: History) -> float | None:
+        """The compute the budget has left after every trial so far (pending and failed ones
+        included), in the fidelities' cost units; None without a compute budget."""
+        if self.compute_budget is None:
+            return None
+        return self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
+
     def _final(self, history: History) -> bool:
         """True when the compute budget affords one more target run but not a cheap run beside it:
         the campaign's last measurement, which exploits (best posterior mean at the target)."""
-        if self.compute_budget is None:
+        left = self._left(history)
+        if left is None:
             return False
-        left = self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
         return target <= left < cheap + target
 
@@ -176,11 +183,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         the target with less than two target runs of compute left would otherwise spend the
         budget the exploiting last run needs (on the RegMix 1M/60M pool, seeds 1 and 2, that
         left 0.35 target runs of compute unspent and no exploit)."""
-        if self.compute_budget is None:
-            return list(history.fidelities)
-        left = self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
-        target = history.fidelities[history.target_fidelity]
-        if left < target:  # no target run is affordable any more: nothing to keep
+        left, target = self._left(history), history.fidelities[history.target_fidelity]
+        if left is None or left < target:  # no budget, or no target run affordable any more: nothing to keep
             return list(history.fidelities)
         return [f for f, cost in history.fidelities.items() if left - cost >= target]
 
@@ -287,7 +291,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         base = qLogNoisyExpectedImprovement(
             model, X_baseline=torch.as_tensor(history.X(), dtype=torch.double), sampler=sampler, prune_baseline=True,
             X_pending=torch.as_tensor(np.array(blocked), dtype=torch.double) if blocked else None)
-        chosen = [target] if self._forced(history) else [f for f in names if f in self._keeps_final(history)]
+        chosen = [target] if self._forced(history) else self._keeps_final(history)
         return {f: _CostAware(base, model, names.index(f), names.index(target), math.log(costs[target] / costs[f]))
                 for f in chosen}
 
