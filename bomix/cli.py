@@ -47,6 +47,8 @@ def _fidelity_lines(study) -> list[str]:
         counts = ", ".join(f"{sum(t.state is s for t in mine)} {s.value}" for s in TrialState)
         target = ", target" if name == study.target_fidelity else ""
         lines.append(f"  {name} (relative cost {cost:g}{target}): {counts}")
+    if study.fidelities:
+        lines.append(f"  compute spent (completed, failed and running trials): {study.compute_spent():g}")
     return lines
 
 
@@ -72,7 +74,8 @@ def _campaign(config, *, show_progress):
     try:
         c = config.study
         study.optimize(evaluator, n_trials=c.n_trials, n_parallel=c.n_parallel, runner=c.runner, timeout=c.timeout,
-                       retries=c.retries, max_failures=c.max_failures, show_progress=progress)
+                       retries=c.retries, max_failures=c.max_failures, show_progress=progress,
+                       compute_budget=c.compute_budget)
         if config.study.replicate_top:
             table = study.replicate(evaluator, top=config.study.replicate_top, repeats=config.study.replicate_repeats,
                                     n_parallel=config.study.n_parallel, runner=config.study.runner,

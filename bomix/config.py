@@ -40,6 +40,7 @@ class StudyConfig:
     dir: str = "runs/study"            # the study directory (created, or resumed if it exists)
     seed: int = 0                      # study seed: trial seeds and the optimizer's default seed
     n_trials: int = 64                 # budget: finished (completed + failed) trials in the study
+    compute_budget: float | None = None  # multi-fidelity: total compute in the fidelities' cost units
     n_parallel: int = 1                # trials in flight at once
     runner: str | dict = "inline"      # where trials run: a name, or {name = "ray", params = {num_gpus = 1}}
     timeout: float | None = None       # seconds a trial may run before it is stopped and FAILED (not inline)
@@ -55,6 +56,8 @@ class StudyConfig:
             raise ConfigError(f"study.n_trials must be >= 0, got {self.n_trials}")
         if self.n_parallel < 1:
             raise ConfigError(f"study.n_parallel must be >= 1, got {self.n_parallel}")
+        if self.compute_budget is not None and not self.compute_budget > 0:
+            raise ConfigError(f"study.compute_budget must be a number > 0, got {self.compute_budget}")
         if isinstance(self.runner, dict):
             bad = sorted(set(self.runner) - {"name", "params"})
             if bad or not isinstance(self.runner.get("name"), str) or not isinstance(self.runner.get("params", {}), dict):

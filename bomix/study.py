@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -75,6 +76,7 @@ class Study:
         self.fidelities, self.target_fidelity = check_fidelities(fid.get("costs"), fid.get("target"))
         self._search: Optimizer = optimizer if pool is None else _pool_search(optimizer, pool, self.fidelities)
         self._budget: int | None = None  # the n_trials of the optimize call under way
+        self._compute_budget: float | None = None  # ... and its compute_budget
         self.seed: int = spec["seed"]
         self.name: str = spec.get("name") or self.directory.name
         self._journal = Journal(self.directory / "journal.jsonl")
@@ -143,7 +145,22 @@ class Study:
 
     def history(self) -> History:
         live = tuple(t for t in self._state.trials if t.state is not TrialState.ABANDONED)
-        return History(self.space, self.objective, live, self._budget, self.fidelities, self.target_fidelity)
+        return History(self.space, self.objective, live, self._budget, self.fidelities, self.target_fidelity,
+                       self._compute_budget)
+
+    def compute_spent(self) -> float | None:
+        """The compute the study's trials took, in its fidelities' cost units: the sum of each
+        COMPLETED, FAILED or RUNNING trial's fidelity cost (None for a single-fidelity study)."""
+        if self.fidelities is None:
+            return None
+        live = [t for t in self._state.trials if t.state is not TrialState.ABANDONED]
+        return float(sum(self.fidelities[t.fidelity or self.target_fidelity] for t in live))
+
+    def compute_left(self) -> float | None:
+        """What the compute_budget of the optimize call under way has left, or None without one."""
+        if self._compute_budget is None:
+            return None
+        return self._compute_budget - self.compute_spent()
 
     def search_history(self) -> History:
         """The history the optimizer sees: all of it, except that an optimizer that does not model
@@ -336,7 +353,7 @@ class Study:
 
     def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
                  timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
-                 show_progress: bool | None = None) -> Study:
+                 show_progress: bool | None = None, compute_budget: float | None = None) -> Study:
         """Run trials until the study holds `n_trials` finished (COMPLETED or FAILED) trials.
 
         `n_trials` is the study's budget, not a number to add: rerunning the same call after a crash
@@ -345,11 +362,24 @@ class Study:
         or a Runner (bomix.runners). timeout: seconds a trial may run (not with inline). retries:
         further tries of a FAILED mixture. max_failures: stop once more trials than this failed in
         this run (None: once at least 5 failed and more than half of this run's trials failed).
+        compute_budget: a multi-fidelity study's total compute, in its fidelities' cost units (a
+        60M run at cost 60 spends 60 of it): no trial starts that the compute left cannot pay for,
+        and the optimizer sees the budget (bo_mf keeps its last runs for the target). The study
+        stops at whichever of n_trials and compute_budget comes first; like n_trials it is the
+        campaign's total, so rerunning the same call resumes without overspending.
         """
         from bomix.runners import FaultPolicy, get_runner
 
         if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 0:
             raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
+        if compute_budget is not None:
+            if isinstance(compute_budget, bool) or not isinstance(compute_budget, (int, float, np.number)) \
+                    or not math.isfinite(compute_budget) or compute_budget <= 0:
+                raise ConfigError(f"compute_budget must be a finite number > 0, got {compute_budget!r}")
+            if self.fidelities is None:
+                raise ConfigError(f"compute_budget needs a multi-fidelity study (its trials' costs come from the "
+                                  f"fidelities its evaluator declares); study {self.name!r} has one scale, where "
+                                  f"n_trials is the budget (got compute_budget={compute_budget!r})")
         if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
             raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
         check_evaluator_domains(evaluator, self.space)
@@ -362,11 +392,13 @@ class Study:
         names = getattr(evaluator, "loss_names", None)
         self._loss_names = set(names) if names else None
         self._budget = int(n_trials)
+        self._compute_budget = None if compute_budget is None else float(compute_budget)
         try:
             runner.run(self, evaluator, n_trials, n_parallel, policy=policy, show_progress=show_progress)
         finally:
             self._loss_names = None
             self._budget = None
+            self._compute_budget = None
         return self
 
     def top_trials(self, m: int) -> list[Trial]:

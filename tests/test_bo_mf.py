@@ -152,6 +152,26 @@ def test_the_last_affordable_target_run_exploits():
     np.testing.assert_allclose(scores["60m"][:4], -mean, rtol=1e-6)
 
 
+def test_n_final_keeps_that_many_last_target_runs_and_each_exploits():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land)  # 126 compute units spent
+    untested = history.X()[2:6]  # measured at 1m only
+    # 120.5 left: one target run is all n_final=1 holds back, so a 1m pick is still allowed; n_final=2
+    # holds back two, and the pick is the first of them
+    one = get_optimizer("bo_mf", seed=0, compute_budget=126 + 120.5, **FAST)
+    two = get_optimizer("bo_mf", seed=0, compute_budget=126 + 120.5, n_final=2, **FAST)
+    assert np.all(np.isfinite(one.score_fidelities(history, untested)["1m"]))
+    (first,) = two.suggest(history, 1)
+    mean, _ = two.predict(history, untested)
+    order = np.argsort(mean)
+    assert first.fidelity == "60m" and first.source == "bo_mf/final"
+    np.testing.assert_allclose(first.weights, untested[order[0]])
+    # with the first still running, the second is the next-best untested mixture, again at the target
+    second = two.suggest(design_history(land, pending=[(first.weights, "60m")]), 1)[0]
+    assert second.fidelity == "60m" and second.source == "bo_mf/final"
+    np.testing.assert_allclose(second.weights, untested[order[1]])
+
+
 def test_recommendation_is_the_target_prediction_with_its_sd():
     land = landscape("multiscale", k=3, seed=0)
     opt = get_optimizer("bo_mf", seed=0, **FAST)
@@ -226,6 +246,8 @@ def test_bad_parameters_are_refused():
         get_optimizer("bo_mf", target_share=1.5)
     with pytest.raises(ConfigError, match="n_target_init must be an integer >= 1, got 0"):
         get_optimizer("bo_mf", n_target_init=0)
+    with pytest.raises(ConfigError, match="n_final must be an integer >= 1, got 0"):
+        get_optimizer("bo_mf", n_final=0)
 
 
 @pytest.mark.parametrize("k, kernel_sees", [(5, None), (12, "Sqrt")])

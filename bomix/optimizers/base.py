@@ -33,6 +33,9 @@ class History:
     fidelities: {name: relative cost} of the scales a multi-fidelity study runs trials at (each
     trial's `fidelity` names one), or None for a single-fidelity study (every trial's fidelity None).
     target_fidelity: the scale the study optimises for (recommendations are for it), or None.
+    compute_budget: the campaign's total compute in the fidelities' cost units (the compute_budget
+    of study.optimize), if it has one; the trials so far (RUNNING and FAILED ones included) spent
+    the sum of their fidelities' costs of it.
     """
 
     space: MixtureSpace
@@ -41,6 +44,7 @@ class History:
     budget: int | None = None  # finished trials the campaign plans (the n_trials of study.optimize), if known
     fidelities: dict[str, float] | None = None
     target_fidelity: str | None = None
+    compute_budget: float | None = None
 
     def plan(self, default: int = 64) -> int:
         """The trial budget to plan a design for: the campaign's budget, else `default`."""

@@ -34,15 +34,20 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    design runs) left 60M regret 0.128 and 0.050, this one 0.036 and 0.039:
                    cheap runs are where a 60x cost ratio buys information (experiments/README.md,
                    "Scale transfer", has the landscape too).
-                   With a `compute_budget` (the campaign's total, in the fidelities' cost units)
-                   the last affordable pick goes to the target too: once one more cheap run would
-                   leave less than a target run's cost, the pick is forced there, so cheap runs
-                   are followed by a target run that can turn what they taught into a measurement;
-                   and no earlier pick, at any scale, may leave less than a target run's cost for it.
-                   That last run exploits: of the mixtures measured at a cheap scale and not yet
-                   at the target, the one with the best posterior mean at the target (no later
-                   run can use what exploring would teach, and a measured mixture is no
-                   extrapolation).
+                   With a compute budget (the campaign's total, in the fidelities' cost units:
+                   `compute_budget`, or the study's, from study.optimize(..., compute_budget=C))
+                   the last `n_final` affordable picks (default 1) go to the target too: once one
+                   more cheap run would leave less than their cost, the pick is forced there, so
+                   cheap runs are followed by target runs that turn what they taught into
+                   measurements; no earlier pick, at any scale, may leave less than their cost;
+                   and no pick costs more than the compute left. Each of those last runs
+                   exploits: of the mixtures measured at a cheap scale and not yet at the target
+                   (nor running there), the one with the best posterior mean at the target (no
+                   later run can use what exploring would teach, and a measured mixture is no
+                   extrapolation). n_final = 2 measures the model's two best, which helps where
+                   its target ranking of the cheap scale's best few is unsure and cheap runs are
+                   plentiful, and costs a target run's worth of cheap runs elsewhere
+                   (experiments/README.md, "Scale transfer", has both).
     recommend      among the mixtures measured at the target, the one with the best posterior mean
                    there, with that mean and its sd (before any target run: every evaluated
                    mixture, through the task correlation). A cheap-only mixture is never deployed
@@ -79,7 +84,9 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     seed: seeds the design and every random choice. n_init: the cheap design's size (None: bo's
     rule, min(max(6, k + 2), 10) and at most a quarter of the budget). n_target_init: design points
     at the target (>= 1). target_share: the least share of the compute spent at the target, in [0, 1].
-    compute_budget: the campaign's total compute in the fidelities' cost units, or None (unknown).
+    compute_budget: the campaign's total compute in the fidelities' cost units, or None: then the
+    study's (study.optimize(..., compute_budget=C) hands it over), else unknown.
+    n_final: with a compute_budget, how many last target runs exploit (>= 1).
     inputs: what the kernel sees of the weights, as bo's: "auto" (sqrt(r + 1e-4) from 11 domains
     up, raw below), "raw" or "sqrt"; the task index passes unchanged.
     num_restarts, raw_samples, mc_samples, n_threads: as bo's.
@@ -88,7 +95,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     name = "bo_mf"
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, n_target_init: int = 1,
-                 target_share: float = 0.0, compute_budget: float | None = None, inputs: str = "auto",
+                 target_share: float = 0.0, compute_budget: float | None = None, n_final: int = 1,
+                 inputs: str = "auto",
                  num_restarts: int = 2, raw_samples: int = 128, mc_samples: int = 64, n_threads: int = 1):
         if n_init is not None and (isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1):
             raise ConfigError(f"bo_mf n_init must be an integer >= 1 or None, got {n_init!r}")
@@ -100,6 +108,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         if compute_budget is not None and (isinstance(compute_budget, bool) or not isinstance(compute_budget, (int, float))
                                            or not math.isfinite(compute_budget) or compute_budget <= 0):
             raise ConfigError(f"bo_mf compute_budget must be a finite number > 0 or None, got {compute_budget!r}")
+        if isinstance(n_final, bool) or not isinstance(n_final, int) or n_final < 1:
+            raise ConfigError(f"bo_mf n_final must be an integer >= 1, got {n_final!r}")
         if inputs not in ("auto", "raw", "sqrt"):
             raise ConfigError(f"bo_mf inputs must be one of ['auto', 'raw', 'sqrt'], got {inputs!r}")
         for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
@@ -111,6 +121,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         self.n_target_init = n_target_init
         self.target_share = target_share
         self.compute_budget = compute_budget
+        self.n_final = n_final
         self.inputs = inputs
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -159,34 +170,47 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         for the last target run the budget affords (see _final)."""
         costs = [history.fidelities[history.fidelity_of(t)] for t in history.trials]
         at_target = sum(c for c, t in zip(costs, history.trials) if history.fidelity_of(t) == history.target_fidelity)
-        return at_target < self.target_share * sum(costs) or self._final(history)
+        left = self._left(history)
+        affordable = left is None or left >= history.fidelities[history.target_fidelity] * (1 - 1e-9)
+        return (at_target < self.target_share * sum(costs) and affordable) or self._final(history)
 
     def _left(self, history: History) -> float | None:
         """The compute the budget has left after every trial so far (pending and failed ones
         included), in the fidelities' cost units; None without a compute budget."""
-        if self.compute_budget is None:
+        budget = self.compute_budget if self.compute_budget is not None else history.compute_budget
+        if budget is None:
             return None
-        return self.compute_budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
+        return budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
 
-    def _final(self, history: History) -> bool:
-        """True when the compute budget affords one more target run but not a cheap run beside it:
-        the campaign's last measurement, which exploits (best posterior mean at the target)."""
+    def _reserved(self, history: History) -> int:
+        """How many exploiting last target runs the budget still holds back: n_final, or as many as
+        the compute left affords (0 without a compute budget). No count of the finals already run
+        is needed: each one spends a target run, so the next sees one fewer affordable."""
         left = self._left(history)
         if left is None:
+            return 0
+        return max(0, min(self.n_final, math.floor(left / history.fidelities[history.target_fidelity] + 1e-9)))
+
+    def _final(self, history: History) -> bool:
+        """True when the compute left affords the reserved target runs but not a cheap run beside
+        them: the campaign's last measurements, which exploit (best posterior mean at the target)."""
+        reserved = self._reserved(history)
+        if not reserved:
             return False
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
-        return target <= left < cheap + target
+        return self._left(history) < cheap + reserved * target
 
     def _keeps_final(self, history: History) -> list[str]:
-        """The fidelities a pick other than the last target run may take: those that leave the
-        last target run affordable (all of them without a compute budget). A cost-aware pick at
-        the target with less than two target runs of compute left would otherwise spend the
+        """The fidelities a pick other than the last target runs may take: those that leave the
+        reserved target runs affordable (all of them without a compute budget). A cost-aware pick
+        at the target with less than two target runs of compute left would otherwise spend the
         budget the exploiting last run needs (on the RegMix 1M/60M pool, seeds 1 and 2, that
         left 0.35 target runs of compute unspent and no exploit)."""
-        left, target = self._left(history), history.fidelities[history.target_fidelity]
-        if left is None or left < target:  # no budget, or no target run affordable any more: nothing to keep
+        reserved, target, left = self._reserved(history), history.fidelities[history.target_fidelity], self._left(history)
+        if left is None:
             return list(history.fidelities)
-        return [f for f, cost in history.fidelities.items() if left - cost >= target]
+        keep = [f for f, cost in history.fidelities.items() if left - cost >= reserved * target - 1e-9 * cost]
+        return keep or list(history.fidelities)  # none affordable: the study stops before running the pick
 
     def _untested(self, history: History) -> np.ndarray:
         """(p, k) mixtures completed at a cheaper scale and not run (nor running) at the target."""

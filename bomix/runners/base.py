@@ -209,6 +209,30 @@ class _Progress:
             self.bar.close()
 
 
+def _affords_any(study) -> bool:
+    """True unless the optimize call's compute budget cannot pay for a trial at the cheapest scale."""
+    left = study.compute_left()
+    return left is None or left >= min(study.fidelities.values()) * (1 - 1e-9)
+
+
+def _ask_affordable(study):
+    """study.ask(1), or None when the trial asked costs more than the compute left: it is abandoned
+    unrun (its mixture stays queued, first in line if the budget is raised) and the caller stops."""
+    (trial,) = study.ask(1)
+    left = study.compute_left()
+    if left is None:
+        return trial
+    cost = study.fidelities[study.fidelity_of(trial)]
+    if left >= -1e-9 * cost:  # ask counted it as RUNNING already
+        return trial
+    study.tell(trial, state="abandoned",
+               error=f"not run: at {study.fidelity_of(trial)} it costs {cost:g}, more than the {left + cost:g} "
+                     f"the compute budget had left")
+    log.info("trial %d: not run, the compute budget is spent (%.6g left, the trial costs %.6g)",
+             trial.number, left + cost, cost)
+    return None
+
+
 class Runner(ABC):
     """Keeps up to n_parallel trials in flight until the study has n_trials finished trials.
 
@@ -246,14 +270,21 @@ class Runner(ABC):
                 else:
                     log.info("trial %d: re-attached to %s", trial.number, handle)
                     flights.append(Flight(trial, handle, deadline=self._deadline(policy)))
+            spent = False  # the compute budget cannot pay for the next trial: start no more
             while True:
                 with study.batch():  # trials that start together share one fsync of the journal
-                    while len(flights) < n_parallel and study.n_finished + len(flights) < n_trials:
-                        if batch == 1:
-                            flights.append(self._start(study, evaluator, policy))
+                    while len(flights) < n_parallel and study.n_finished + len(flights) < n_trials and not spent:
+                        if not _affords_any(study):
+                            spent = True
+                        elif batch == 1:
+                            started = self._start(study, evaluator, policy)
+                            flights.extend(started)
+                            spent = not started
                         else:
                             n = min(batch, n_parallel - len(flights), n_trials - study.n_finished - len(flights))
-                            flights.extend(self._start_batch(study, policy, n))
+                            started = self._start_batch(study, policy, n)
+                            flights.extend(started)
+                            spent = len(started) < n
                 if not flights:
                     break
                 now = time.monotonic()
@@ -293,14 +324,17 @@ class Runner(ABC):
     def _deadline(self, policy: FaultPolicy) -> float:
         return math.inf if policy.timeout is None else time.monotonic() + policy.timeout
 
-    def _start(self, study, evaluator, policy: FaultPolicy) -> Flight:
-        (trial,) = study.ask(1)
+    def _start(self, study, evaluator, policy: FaultPolicy) -> list[Flight]:
+        """One trial started, or none when the compute left cannot pay for the trial asked."""
+        trial = _ask_affordable(study)
+        if trial is None:
+            return []
         try:
             handle = self.submit(study, trial)
         except BaseException:
             study.tell(trial, state="abandoned", error="could not be started")
             raise
-        return Flight(trial, handle, deadline=self._deadline(policy))
+        return [Flight(trial, handle, deadline=self._deadline(policy))]
 
     def _batch_size(self, evaluator) -> int:
         """Trials per submit: the evaluator's max_batch where this runner batches, else 1."""
@@ -312,11 +346,17 @@ class Runner(ABC):
         return size
 
     def _start_batch(self, study, policy: FaultPolicy, n: int) -> list[Flight]:
-        """Ask n trials one at a time (each sees the others pending) and start them together."""
+        """Ask n trials one at a time (each sees the others pending) and start them together; fewer
+        when the compute left cannot pay for them all."""
         trials = []
         try:
             for _ in range(n):
-                trials.extend(study.ask(1))
+                trial = _ask_affordable(study)
+                if trial is None:
+                    break
+                trials.append(trial)
+            if not trials:
+                return []
             handle = self.submit_batch(study, trials)
         except BaseException:
             for trial in trials:
