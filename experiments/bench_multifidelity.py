@@ -22,7 +22,8 @@ stops before the trial that would overspend it.
 
 The single-scale arms run study.optimize(evaluator, n_trials) with the n_trials their compute
 buys (floor(budget / cost of their scale)), so each method's design is sized by its budget as in
-`bomix benchmark`; bo_mf runs ask/tell and stops before the trial that would overspend.
+`bomix benchmark`; bo_mf runs study.optimize(evaluator, n_trials, compute_budget=budget), which
+hands bo_mf the compute budget and starts no trial the compute left cannot pay for.
 
 Reported per method and seed: the trials and compute spent, and the target-scale regret of the
 recommended mixture (for bo_mf also the regret its own best cheap run would have had if
@@ -31,9 +32,6 @@ with bomix.report.transfer.predicted_vs_actual over 3 or more seeds) (its noise-
 landscape, over the pool on RegMix's 256 runs). Problems: "multiscale" (the landscape, k=5, scales
 small=1 and big=--ratio, noise_sd 0.01) and "regmix" (the 1M / 60M runs of
 ../shared/data/regmix-1m-60m in pool mode, objective --objective).
-
-Driven with ask/tell and TrialContext(fidelity=...), which every runner will pass once
-Runner.context carries the trial's fidelity.
 """
 
 from __future__ import annotations
@@ -51,7 +49,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import bomix  # noqa: E402
-from bomix.evaluators.base import TrialContext  # noqa: E402
 from bomix.evaluators.landscapes import landscape  # noqa: E402
 from bomix.evaluators.replay import ReplayEvaluator  # noqa: E402
 from bomix.evaluators.replay_scales import ReplayScales, regmix_scales  # noqa: E402
@@ -87,19 +84,6 @@ class Problem:
         self.target = self.mf.target_fidelity
 
 
-def run(study, evaluator, budget: float, cost_of) -> tuple[int, float]:
-    """Ask/tell until the next trial would overspend `budget`; returns (trials, compute spent)."""
-    spent = 0.0
-    while True:
-        (t,) = study.ask()
-        cost = cost_of(t)
-        if spent + cost > budget * (1 + 1e-9):
-            study.tell(t, state="failed", error="over budget: not run")  # proposed, never evaluated
-            return sum(u.state.value == "completed" for u in study.trials), spent
-        study.tell(t, evaluator.evaluate(t.weights, TrialContext(t.number, t.seed, fidelity=t.fidelity)))
-        spent += cost
-
-
 def bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir: Path, mf_params=None) -> dict:
     start = time.perf_counter()
     row = _bench(problem, method, seed, budget_runs, workdir, mf_params)
@@ -112,11 +96,12 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
     if method == "uniform":  # no search: its regret is the uniform mixture's (pool: the nearest run's)
         return {"method": method, "seed": seed, "trials": 1, "compute": 1.0,
                 "regret": problem.truth(problem.space.to_mixture(problem.space.center)) - problem.best}
-    if method == "bo_mf":
-        opt = bomix.get_optimizer("bo_mf", seed=seed, compute_budget=budget, **{**FAST_BO, **(mf_params or {})})
+    if method == "bo_mf":  # the compute budget reaches bo_mf through the study, as in a user's campaign
+        opt = bomix.get_optimizer("bo_mf", seed=seed, **{**FAST_BO, **(mf_params or {})})
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool,
                                    fidelities=problem.costs, target_fidelity=problem.target, **kw)
-        n, spent = run(study, problem.mf, budget, lambda t: problem.costs[t.fidelity])
+        study.optimize(problem.mf, n_trials=10**6, compute_budget=budget, show_progress=False)
+        n, spent = sum(t.state.value == "completed" for t in study.trials), study.compute_spent()
     else:
         scale = problem.target if method == "bo_target" else problem.cheap
         evaluator = problem.big if scale == problem.target else problem.small
