@@ -1,7 +1,9 @@
 """What every runner shares: the asynchronous campaign loop, the fault policy, the worker-side call.
 
 A runner keeps up to `n_parallel` trials in flight until the study holds `n_trials` finished
-(COMPLETED or FAILED) trials. Whenever a trial ends it is told to the study at once, and one new
+(COMPLETED or FAILED) trials, or, in a multi-fidelity campaign with a compute budget, until the
+compute left cannot pay for another trial (a trial's cost counts from its start; one asked beyond
+the budget is abandoned unrun and stays queued). Whenever a trial ends it is told to the study at once, and one new
 trial is asked for while the others are still pending (the optimizer sees them as pending points),
 so a slow trial never holds the others up. A subclass says how to start, watch and stop one trial
 (`submit`, `wait`, `cancel`); the loop, the timeouts, the retries and the failure limit live here.
@@ -234,7 +236,8 @@ def _ask_affordable(study):
 
 
 class Runner(ABC):
-    """Keeps up to n_parallel trials in flight until the study has n_trials finished trials.
+    """Keeps up to n_parallel trials in flight until the study has n_trials finished trials, or
+    until the optimize call's compute budget cannot pay for another (study.compute_left()).
 
     Subclasses implement `submit` (start one trial, return a handle), `wait` (the flights that
     ended within `timeout` seconds, each with its Outcome) and `cancel` (stop one, best effort);
