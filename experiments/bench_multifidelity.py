@@ -127,6 +127,12 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
     return row
 
 
+def _label(row: dict) -> str:
+    """A row's method, with its non-default bo_mf arguments: bo_mf[n_final=2]."""
+    params = row.get("mf_params") or {}
+    return row["method"] + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]" if params else "")
+
+
 def summarise(rows: list[dict], against: str = "bo_mf") -> None:
     """Per method: mean target regret with its 95% t-interval and the mean trials; then `against`
     minus each other method, paired by seed (mean and t-interval, won/tied/lost, Wilcoxon p)."""
@@ -134,12 +140,12 @@ def summarise(rows: list[dict], against: str = "bo_mf") -> None:
 
     regret = {}
     for row in rows:
-        regret.setdefault(row["method"], {})[row["seed"]] = row["regret"]
-    print(f"  {'method':13s} {'seeds':>5s} {'regret: mean [95% CI]':>28s} {'trials':>7s}")
+        regret.setdefault(_label(row), {})[row["seed"]] = row["regret"]
+    print(f"  {'method':18s} {'seeds':>5s} {'regret: mean [95% CI]':>28s} {'trials':>7s}")
     for method, by_seed in regret.items():
         mean, lo, hi, n = t_ci(list(by_seed.values()))
-        trials = np.mean([row["trials"] for row in rows if row["method"] == method])
-        print(f"  {method:13s} {n:5d} {mean:10.4f} [{lo:.4f}, {hi:.4f}] {trials:7.1f}")
+        trials = np.mean([row["trials"] for row in rows if _label(row) == method])
+        print(f"  {method:18s} {n:5d} {mean:10.4f} [{lo:.4f}, {hi:.4f}] {trials:7.1f}")
     if against not in regret:
         return
     print(f"  {against} minus each method, paired by seed (negative: {against} is better):")
@@ -148,7 +154,7 @@ def summarise(rows: list[dict], against: str = "bo_mf") -> None:
         if method == against or not seeds:
             continue
         r = paired([regret[against][s] for s in seeds], [by_seed[s] for s in seeds])
-        print(f"    - {method:13s} {r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]  "
+        print(f"    - {method:18s} {r['mean_diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]  "
               f"{r['wins']}/{r['ties']}/{r['losses']} won/tied/lost of {r['n_pairs']}, Wilcoxon p = {r['wilcoxon_p']:.2g}")
 
 

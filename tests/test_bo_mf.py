@@ -158,7 +158,7 @@ def test_n_final_keeps_that_many_last_target_runs_and_each_exploits():
     untested = history.X()[2:6]  # measured at 1m only
     # 120.5 left: one target run is all n_final=1 holds back, so a 1m pick is still allowed; n_final=2
     # holds back two, and the pick is the first of them
-    one = get_optimizer("bo_mf", seed=0, compute_budget=126 + 120.5, **FAST)
+    one = get_optimizer("bo_mf", seed=0, compute_budget=126 + 120.5, n_final=1, **FAST)
     two = get_optimizer("bo_mf", seed=0, compute_budget=126 + 120.5, n_final=2, **FAST)
     assert np.all(np.isfinite(one.score_fidelities(history, untested)["1m"]))
     (first,) = two.suggest(history, 1)
@@ -170,6 +170,18 @@ def test_n_final_keeps_that_many_last_target_runs_and_each_exploits():
     second = two.suggest(design_history(land, pending=[(first.weights, "60m")]), 1)[0]
     assert second.fidelity == "60m" and second.source == "bo_mf/final"
     np.testing.assert_allclose(second.weights, untested[order[1]])
+
+
+def test_n_final_auto_keeps_a_second_target_run_only_where_the_cheap_search_can_spare_it():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land)  # 126 spent: bo_mf's design at k = 3, 6 cheap runs and 2 target runs
+    C = land._space.sample(6, method="random", seed=2)
+    # auto: 2 when budget - 6 - 2 * 60 - 2 * 60 leaves >= 2 (k + 2) = 10 guided cheap runs: budget >= 256.
+    # Holding back two target runs bars a target pick now (130 - 60 < 120); holding back one does not
+    scores = {budget: get_optimizer("bo_mf", seed=0, n_target_init=2, compute_budget=budget, **FAST)
+              .score_fidelities(history, C) for budget in (255, 256)}
+    assert np.all(np.isfinite(scores[255]["60m"])) and np.all(scores[256]["60m"] == -np.inf)
+    assert np.all(np.isfinite(scores[256]["1m"]))
 
 
 def test_recommendation_is_the_target_prediction_with_its_sd():
@@ -246,7 +258,7 @@ def test_bad_parameters_are_refused():
         get_optimizer("bo_mf", target_share=1.5)
     with pytest.raises(ConfigError, match="n_target_init must be an integer >= 1, got 0"):
         get_optimizer("bo_mf", n_target_init=0)
-    with pytest.raises(ConfigError, match="n_final must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="n_final must be an integer >= 1 or 'auto', got 0"):
         get_optimizer("bo_mf", n_final=0)
 
 
