@@ -321,7 +321,8 @@ def test_get_params_rebuilds_the_command_evaluator(tmp_path):
                        env={"X": "1"}, cwd=str(tmp_path), metrics_name="out/m.json")
     params = ev.get_params()
     assert params == {"command": ["python", "train.py", "{mixture}"], "domains": tuple(DOMAINS), "timeout_s": 5.5,
-                      "env": {"X": "1"}, "cwd": str(tmp_path), "metrics_name": "out/m.json", "mapping": None}
+                      "env": {"X": "1"}, "cwd": str(tmp_path), "metrics_name": "out/m.json", "mapping": None,
+                      "fidelities": None}
     assert CommandEvaluator(**params).get_params() == params
     assert json.loads(json.dumps(params)) == {**params, "domains": DOMAINS}
 
@@ -397,3 +398,41 @@ def test_proxy_runs_the_trainer_in_a_child_process(tmp_path, monkeypatch):
     assert argv[argv.index("--seed") + 1] == str(ok.seed) and argv[argv.index("--tokens") + 1] == "100000"
     assert argv[argv.index("--metrics") + 1] == str((study.trial_dir(0) / "metrics.json").absolute())
     assert oom.state is TrialState.FAILED and "CUDA out of memory" in oom.error and "status 1" in oom.error
+
+
+FIDELITY_SCRIPT = """
+mix = json.load(open(os.environ["BOMIX_MIXTURE"]))
+scale = sys.argv[1]
+assert scale == os.environ["BOMIX_FIDELITY"] == mix["fidelity"], (scale, mix)
+shift = {"small": 0.5, "big": 0.0}[scale]  # the smaller model is worse
+w = mix["weights"]
+write({"losses": {"web:news": 3.0 + shift + (w["web:news"] - 0.6) ** 2, "code": 2.0 + shift + (w["code"] - 0.4) ** 2}})
+"""
+
+
+def test_a_command_with_fidelities_runs_each_trial_at_its_scale(tmp_path):
+    ev = CommandEvaluator(command=[*script(tmp_path, FIDELITY_SCRIPT), "{fidelity}"], domains=DOMAINS,
+                          fidelities={"small": 1, "big": 10})
+    assert ev.fidelities == {"small": 1.0, "big": 10.0} and ev.target_fidelity == "big"
+    fast = {"n_init": 3, "raw_samples": 32, "num_restarts": 1, "mc_samples": 16}
+    study = bomix.create_study(tmp_path / "study", space=bomix.MixtureSpace(DOMAINS), seed=0,
+                               optimizer=bomix.get_optimizer("bo_mf", seed=0, **fast),
+                               fidelities=ev.fidelities, target_fidelity=ev.target_fidelity)
+    study.optimize(ev, n_trials=100, compute_budget=30)
+    done = [t for t in study.trials if t.state is TrialState.COMPLETED]
+    assert len(done) == len(study.trials) and study.compute_spent() <= 30
+    assert {t.fidelity for t in done} == {"small", "big"}  # the script checked argv, env and mixture.json agree
+    for t in done:
+        assert t.cost["compute"] == {"small": 1.0, "big": 10.0}[t.fidelity]
+        assert (t.losses["code"] > 2.4) == (t.fidelity == "small")
+    rebuilt = get_evaluator("command", **ev.get_params())
+    assert (rebuilt.fidelities, rebuilt.target_fidelity) == (ev.fidelities, "big")
+    with pytest.raises(EvaluationError, match=r"must be one of the study's fidelities \['small', 'big'\], got 'huge'"):
+        ev.evaluate({"web:news": 0.5, "code": 0.5}, TrialContext(fidelity="huge"))
+
+
+def test_a_fidelity_placeholder_needs_fidelities(tmp_path):
+    with pytest.raises(ConfigError, match=r"the \{fidelity\} placeholder needs fidelities = \{name: relative cost\}"):
+        CommandEvaluator(command=["train", "--scale", "{fidelity}"])
+    with pytest.raises(ConfigError, match="a fidelity's cost must be a finite number > 0, got big=0"):
+        CommandEvaluator(command=["train", "{fidelity}"], fidelities={"small": 1, "big": 0})

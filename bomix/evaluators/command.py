@@ -3,13 +3,15 @@
 The protocol, for a trial numbered n whose directory is D (the study's trials/<n>/):
 
     D/mixture.json    written before the command starts:
-                      {"weights": {domain: weight, ...}, "seed": int, "trial": n}
+                      {"weights": {domain: weight, ...}, "seed": int, "trial": n, "fidelity": name}
+                      ("fidelity" only when the evaluator has fidelities)
     environment       BOMIX_MIXTURE = D/mixture.json     BOMIX_METRICS = D/<metrics_name>
-                      BOMIX_SEED, BOMIX_TRIAL, BOMIX_TRIAL_DIR = D
+                      BOMIX_SEED, BOMIX_TRIAL, BOMIX_TRIAL_DIR = D, BOMIX_FIDELITY (when it has)
                       BOMIX_WEIGHT_<NAME> = the weight of each domain (NAME upper-cased, every
                       character other than A-Z and 0-9 replaced by "_": "web:news" -> WEB_NEWS)
     placeholders      {mixture} {metrics} {seed} {trial} {trial_dir} {python} in any argument are
-                      replaced by the same paths and numbers ({python}: this interpreter)
+                      replaced by the same paths and numbers ({python}: this interpreter);
+                      {fidelity} by the scale the trial runs at (see "Fidelities" below)
     {mixture:FORMAT}  the mixture in a trainer's own form (olmo-core, torchtitan, megatron, litgpt,
                       levanter, gpt-neox, json, yaml), written to D/mixture-FORMAT.EXT through the
                       evaluator's `mapping` (domain -> data); the placeholder becomes that path and
@@ -21,6 +23,12 @@ The protocol, for a trial numbered n whose directory is D (the study's trials/<n
                        "cost":   {name: number},   e.g. {"tokens": 5e8}      optional
                        "extra":  {...}}                                       optional, any JSON
                       (null counts as absent for the optional keys)
+
+Fidelities: with `fidelities = {name: relative cost}` (e.g. {"20m" = 1, "150m" = 18}: parameters
+x tokens, in any unit) the command is a multi-fidelity evaluator: each trial runs at one of those
+scales, named by {fidelity} and BOMIX_FIDELITY, and the trial's cost gets "compute" = that
+scale's relative cost unless the command reports its own. `target` is the scale recommendations
+are for (default: the costliest). A {fidelity} placeholder without fidelities is refused.
 
 Loss names need not be training domains (a held-out target set is fine). Wall time is added as
 cost "seconds" unless the command reports it. The command runs without a shell, in its own process
@@ -48,13 +56,14 @@ from pathlib import Path
 
 from bomix.errors import ConfigError, EvaluationError
 from bomix.evaluators.base import Evaluator, TrialContext
+from bomix.fidelity import check_fidelities, check_fidelity
 from bomix.integrations.placeholders import env_name, placeholder_formats, prepare, write_trial_files
 from bomix.trial import Evaluation
 
 KILL_GRACE_S = 10.0  # seconds between SIGTERM and SIGKILL when a command is stopped
 TAIL_LINES = 20  # lines of stderr (or stdout when stderr is empty) quoted in an error
 TAIL_LINE_CHARS = 300  # longer lines are cut (progress bars)
-PLACEHOLDERS = ("mixture", "metrics", "seed", "trial", "trial_dir", "python")
+PLACEHOLDERS = ("mixture", "metrics", "seed", "trial", "trial_dir", "python", "fidelity")
 METRICS_KEYS = ("losses", "curves", "cost", "extra")
 RESERVED_NAMES = ("mixture.json", "command.json", "stdout.log", "stderr.log")
 
@@ -253,13 +262,22 @@ class CommandEvaluator(Evaluator):
     env: extra environment variables {name: value} on top of this process's environment.
     cwd: the working directory of the command (default: this process's).
     metrics_name: the metrics file's name inside the trial directory.
+    fidelities: {scale name: relative cost} the command can train at (named by {fidelity} and
+        BOMIX_FIDELITY), or None for one scale. target: the scale recommendations are for (default:
+        the costliest).
     """
 
     name = "command"
 
     def __init__(self, *, command, domains=None, timeout_s: float | None = None, env: Mapping | None = None,
-                 cwd: str | os.PathLike | None = None, metrics_name: str = "metrics.json", mapping=None):
+                 cwd: str | os.PathLike | None = None, metrics_name: str = "metrics.json", mapping=None,
+                 fidelities: Mapping | None = None, target: str | None = None):
         self._argv = _split_command(command)
+        self.fidelities, self.target_fidelity = check_fidelities(
+            None if fidelities is None else dict(fidelities), target)
+        if self.fidelities is None and any("{fidelity}" in arg for arg in self._argv):
+            raise ConfigError(f"the {{fidelity}} placeholder needs fidelities = {{name: relative cost}} (the scales "
+                              f"the command can train at), got fidelities None for command {self._argv!r}")
         if timeout_s is not None:
             _check_positive("timeout_s", timeout_s)
         if env is not None:
@@ -292,8 +310,18 @@ class CommandEvaluator(Evaluator):
         """The command as a list of arguments, placeholders not yet substituted."""
         return list(self._argv)
 
+    def get_params(self) -> dict:
+        params = super().get_params()
+        if self.fidelities is not None:
+            params.update({"fidelities": dict(self.fidelities), "target": self.target_fidelity})
+        return params
+
     def evaluate(self, weights: Mapping[str, float], context: TrialContext | None = None) -> Evaluation:
         context = context or TrialContext()
+        try:
+            check_fidelity(context.fidelity, self.fidelities)
+        except ConfigError as e:
+            raise EvaluationError(str(e)) from None
         weights = {str(d): float(w) for d, w in weights.items()}
         if self.domains is not None and set(weights) != set(self.domains):
             raise EvaluationError(f"this command evaluator takes mixtures over {list(self.domains)}, got "
@@ -311,9 +339,11 @@ class CommandEvaluator(Evaluator):
         mixture, metrics = directory / "mixture.json", directory / self.metrics_name
         metrics.parent.mkdir(parents=True, exist_ok=True)
         metrics.unlink(missing_ok=True)  # a stale file from an earlier attempt must not pass for this one's
-        _write_json(mixture, {"weights": weights, "seed": context.seed, "trial": context.number})
+        fidelity = None if self.fidelities is None else (context.fidelity or self.target_fidelity)
+        scale = {} if fidelity is None else {"fidelity": fidelity}
+        _write_json(mixture, {"weights": weights, "seed": context.seed, "trial": context.number, **scale})
         values = {"mixture": str(mixture), "metrics": str(metrics), "seed": str(context.seed),
-                  "trial": str(context.number), "trial_dir": str(directory), "python": sys.executable}
+                  "trial": str(context.number), "trial_dir": str(directory), "python": sys.executable, **scale}
         files = write_trial_files(weights, self._formats, self._mapping, directory)
         values.update({f"mixture:{fmt}": path for fmt, path in files.items()})
         argv = []
@@ -324,6 +354,8 @@ class CommandEvaluator(Evaluator):
         added = {k: str(v) for k, v in (self.env or {}).items()}
         added.update({"BOMIX_MIXTURE": str(mixture), "BOMIX_METRICS": str(metrics), "BOMIX_SEED": str(context.seed),
                       "BOMIX_TRIAL": str(context.number), "BOMIX_TRIAL_DIR": str(directory)})
+        if fidelity is not None:
+            added["BOMIX_FIDELITY"] = fidelity
         added.update({var: repr(weights[d]) for d, var in _weight_variables(weights).items()})
         added.update({env_name(fmt): path for fmt, path in files.items()})
         env = {**os.environ, **added}
@@ -368,7 +400,6 @@ class CommandEvaluator(Evaluator):
             evaluation = read_metrics(metrics)
         except EvaluationError as e:
             raise EvaluationError(f"{e}{_tail(directory)}") from None
-        if "seconds" not in evaluation.cost:
-            evaluation = Evaluation(losses=evaluation.losses, cost={**evaluation.cost, "seconds": seconds},
-                                    curves=evaluation.curves, extra=evaluation.extra)
-        return evaluation
+        cost = {"seconds": seconds, **({} if fidelity is None else {"compute": self.fidelities[fidelity]}),
+                **evaluation.cost}  # what the command reports wins
+        return Evaluation(losses=evaluation.losses, cost=cost, curves=evaluation.curves, extra=evaluation.extra)
