@@ -436,3 +436,47 @@ def test_a_fidelity_placeholder_needs_fidelities(tmp_path):
         CommandEvaluator(command=["train", "--scale", "{fidelity}"])
     with pytest.raises(ConfigError, match="a fidelity's cost must be a finite number > 0, got big=0"):
         CommandEvaluator(command=["train", "{fidelity}"], fidelities={"small": 1, "big": 0})
+
+
+def test_proxy_scales_train_each_trial_at_its_preset_and_tokens(tmp_path, monkeypatch):
+    fake = tmp_path / "fake-python"  # records its argv, trains nothing
+    fake.write_text(f"#!{sys.executable}\n" + PRELUDE + textwrap.dedent("""
+        args = sys.argv[1:]
+        json.dump(args, open(os.path.join(os.environ["BOMIX_TRIAL_DIR"], "argv.json"), "w"))
+        with open(args[args.index("--metrics") + 1], "w") as f:
+            json.dump({"losses": {"web:news": 3.0, "code": 2.0}}, f)
+    """))
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    data = dataset(tmp_path)
+    scales = {"s": {"preset": "tiny", "tokens": 1000, "cost": 1}, "m": {"preset": "small", "tokens": 5000, "cost": 8}}
+    ev = ProxyEvaluator(data=str(data), scales=scales)
+    assert ev.fidelities == {"s": 1.0, "m": 8.0} and ev.target_fidelity == "m"
+    for scale, preset, tokens in (("s", "tiny", "1000"), ("m", "small", "5000")):
+        out = ev.evaluate({"web:news": 0.5, "code": 0.5}, TrialContext(number=1, seed=3, directory=tmp_path / scale,
+                                                                       fidelity=scale))
+        argv = json.loads((tmp_path / scale / "argv.json").read_text())
+        assert argv[argv.index("--preset") + 1] == preset and argv[argv.index("--tokens") + 1] == tokens
+        assert out.cost["compute"] == ev.fidelities[scale]
+    assert ProxyEvaluator(**ev.get_params()).fidelities == ev.fidelities
+    with pytest.raises(EvaluationError, match=r"the scale must be one of the study's fidelities \['s', 'm'\], got 'l'"):
+        ev.evaluate({"web:news": 0.5, "code": 0.5}, TrialContext(fidelity="l"))
+
+
+def test_proxy_scale_costs_default_to_parameters_times_tokens(tmp_path):
+    from bomix.train.model import count_params, get_preset
+
+    data = dataset(tmp_path)
+    no_vocab = {"s": {"preset": "tiny", "tokens": 1000}}
+    with pytest.raises(ConfigError, match="scale 's' needs a cost: .* gives no vocab_size"):
+        ProxyEvaluator(data=str(data), scales=no_vocab)
+    manifest = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**manifest, "vocab_size": 256}))
+    ev = ProxyEvaluator(data=str(data), scales={"s": {"preset": "tiny", "tokens": 1000}, "m": {"preset": "small"}})
+    tiny, small = (count_params(get_preset(p, vocab_size=256)) for p in ("tiny", "small"))
+    assert ev.fidelities == {"s": tiny * 1000.0, "m": small * 20.0 * small}  # small: 20 tokens per parameter
+    for bad, message in (({"s": {"tokens": 5}}, "must be a table with a preset"),
+                         ({"s": {"preset": "huge"}}, "preset must be one of"),
+                         ({"s": {"preset": "tiny", "cost": -1}}, "a fidelity's cost must be a finite number > 0")):
+        with pytest.raises(ConfigError, match=message):
+            ProxyEvaluator(data=str(data), scales=bad)
