@@ -285,3 +285,19 @@ def test_ray_runner_runs_tasks_and_turns_lost_tasks_into_failures(tmp_path):
     assert set(errors) == {1, 2, 3}
     assert "injected failure" in errors[1] and "Ray task was lost" in errors[2]
     assert errors[3].startswith("timed out")
+
+
+class _Slow(Evaluator):
+    name = "slow"
+
+    def evaluate(self, weights, context=None):
+        time.sleep(0.3)
+        return Evaluation(losses={d: 1.0 for d in weights})
+
+
+def test_the_inline_runner_logs_how_long_each_trial_ran(tmp_path, caplog):
+    study = bomix.create_study(tmp_path / "s", space=bomix.MixtureSpace(["a", "b"]), optimizer="sobol")
+    with caplog.at_level("INFO", logger="bomix"):
+        study.optimize(_Slow(), n_trials=1, show_progress=False)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial 0 completed in")]
+    assert float(re.search(r"in ([0-9.]+)s", line).group(1)) >= 0.3  # it ran inside submit, before the flight

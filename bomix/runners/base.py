@@ -332,12 +332,13 @@ class Runner(ABC):
         trial = _ask_affordable(study)
         if trial is None:
             return []
+        started = time.monotonic()  # before submit: the inline runner runs the whole trial inside it
         try:
             handle = self.submit(study, trial)
         except BaseException:
             study.tell(trial, state="abandoned", error="could not be started")
             raise
-        return [Flight(trial, handle, deadline=self._deadline(policy))]
+        return [Flight(trial, handle, started=started, deadline=self._deadline(policy))]
 
     def _batch_size(self, evaluator) -> int:
         """Trials per submit: the evaluator's max_batch where this runner batches, else 1."""
