@@ -151,10 +151,7 @@ class Study:
     def compute_spent(self) -> float | None:
         """The compute the study's trials took, in its fidelities' cost units: the sum of each
         COMPLETED, FAILED or RUNNING trial's fidelity cost (None for a single-fidelity study)."""
-        if self.fidelities is None:
-            return None
-        live = [t for t in self._state.trials if t.state is not TrialState.ABANDONED]
-        return float(sum(self.fidelities[t.fidelity or self.target_fidelity] for t in live))
+        return None if self.fidelities is None else self.history().compute_spent()
 
     def compute_left(self) -> float | None:
         """What the compute_budget of the optimize call under way has left, or None without one."""

@@ -74,6 +74,13 @@ class History:
         """(n,) objective values of the completed trials (lower is better)."""
         return np.array([self.objective(t.losses) for t in self.completed], dtype=float)
 
+    def compute_spent(self) -> float:
+        """The sum of the trials' fidelity costs (RUNNING and FAILED ones included); 0 for a
+        single-fidelity history."""
+        if self.fidelities is None:
+            return 0.0
+        return float(sum(self.fidelities[self.fidelity_of(t)] for t in self.trials))
+
     def fidelity_of(self, trial: Trial) -> str | None:
         """The scale `trial` ran at: its fidelity, or the target when it has none (None single-fidelity)."""
         return trial.fidelity if trial.fidelity is not None else self.target_fidelity

@@ -172,11 +172,11 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     def _forced(self, history: History) -> bool:
         """True while less than target_share of the compute so far was spent at the target, and
         for the last target run the budget affords (see _final)."""
-        costs = [history.fidelities[history.fidelity_of(t)] for t in history.trials]
-        at_target = sum(c for c, t in zip(costs, history.trials) if history.fidelity_of(t) == history.target_fidelity)
+        target = history.target_fidelity  # every trial there, pending and failed ones included
+        at_target = history.fidelities[target] * sum(history.fidelity_of(t) == target for t in history.trials)
         left = self._left(history)
-        affordable = left is None or left >= history.fidelities[history.target_fidelity] * (1 - 1e-9)
-        return (at_target < self.target_share * sum(costs) and affordable) or self._final(history)
+        affordable = left is None or left >= history.fidelities[target] * (1 - 1e-9)
+        return (at_target < self.target_share * history.compute_spent() and affordable) or self._final(history)
 
     def _left(self, history: History) -> float | None:
         """The compute the budget has left after every trial so far (pending and failed ones
@@ -184,7 +184,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         budget = self.compute_budget if self.compute_budget is not None else history.compute_budget
         if budget is None:
             return None
-        return budget - sum(history.fidelities[history.fidelity_of(t)] for t in history.trials)
+        return budget - history.compute_spent()
 
     def _reserved(self, history: History) -> int:
         """How many exploiting last target runs the budget still holds back: n_final, or as many as
