@@ -348,13 +348,15 @@ class BenchmarkResult:
 
 
 def _tasks(out: Path, resolved: dict) -> list[dict]:
+    """One task per (seed, method), seed by seed: a benchmark stopped early (for time, or killed)
+    leaves every method on the same seeds, so its partial table is still paired by seed."""
     return [{"label": label, "name": m["name"], "params": m["params"], "seed": seed,
              "directory": str(study_dir(out, label, seed)),
              "n_trials": 1 if label in resolved["fixed"] else resolved["budget"],
              "replicate_top": 0 if label in resolved["fixed"] else resolved["replicate_top"],
              "replicate_repeats": resolved["replicate_repeats"], "space": resolved["space"],
              "objective": resolved["objective"], "evaluator": resolved["evaluator"]}
-            for label, m in resolved["methods"].items() for seed in resolved["seeds"]]
+            for seed in resolved["seeds"] for label, m in resolved["methods"].items()]
 
 
 def _read_runs(out: Path) -> list[dict]:
