@@ -117,6 +117,25 @@ def test_interrupted_benchmark_resumes_to_the_same_result(tmp_path, monkeypatch)
     assert journal_values(tmp_path / "a") == journal_values(tmp_path / "b")
 
 
+def test_report_leaves_out_the_studies_a_stopped_benchmark_did_not_finish(tmp_path, monkeypatch, caplog):
+    from bomix.report import load
+
+    monkeypatch.setitem(EVALUATORS, "interrupting", f"{__name__}:Interrupting")
+    config = tiny()
+    config["evaluator"]["name"] = "interrupting"
+    monkeypatch.setattr(Interrupting, "calls", 0)
+    monkeypatch.setattr(Interrupting, "stop_at", 9)  # sobol seed 0 done, random seed 0 stopped after 2 trials
+    with pytest.raises(KeyboardInterrupt):
+        bm.run_benchmark(config, tmp_path / "a", show_progress=False)
+    data = load([tmp_path / "a"])  # a part-run study would enter the paired tests with 2 trials of 6
+    assert set(data.studies) == {("sobol", 0)} and data.sources[0]["unfinished"] == ["random seed 0"]
+    assert "left out 1 unfinished" in caplog.text and "random seed 0" in caplog.text
+    monkeypatch.setattr(Interrupting, "stop_at", None)
+    bm.run_benchmark(config, tmp_path / "a", show_progress=False)
+    data = load([tmp_path / "a"])
+    assert len(data.studies) == 6 and "unfinished" not in data.sources[0]
+
+
 class Boom(SobolSearch):
     name = "boom"
 

@@ -59,15 +59,23 @@ def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path
         labels = list((config.get("methods") or {}).keys())
         if root.is_dir():
             labels += sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in labels)
-        found = []
+        found, unfinished = [], []
+        finished = _finished_studies(directory)
         for label in labels:
             for d in sorted((root / label).glob("seed-*"), key=lambda p: _seed_of(p.name)):
-                if (d / "study.json").is_file():
-                    found.append((label, _seed_of(d.name), d))
+                if not (d / "study.json").is_file():
+                    continue
+                if finished is not None and (label, _seed_of(d.name)) not in finished:
+                    unfinished.append(f"{label} seed {_seed_of(d.name)}")
+                    continue
+                found.append((label, _seed_of(d.name), d))
+        if unfinished:  # part-run studies would enter the paired tests with fewer trials than the budget
+            log.warning("report: %s: left out %d unfinished or failed studies (%s); run the benchmark again "
+                        "to finish them", directory, len(unfinished), ", ".join(unfinished))
         if not found:
-            raise ConfigError(f"a benchmark directory must hold studies under studies/<label>/seed-<s>/, "
-                              f"but {directory} has none")
-        return {"kind": "benchmark", **config}, found
+            raise ConfigError(f"a benchmark directory must hold finished studies under studies/<label>/seed-<s>/, "
+                              f"but {directory} has none" + (f" ({len(unfinished)} unfinished)" if unfinished else ""))
+        return {"kind": "benchmark", **config, **({"unfinished": unfinished} if unfinished else {})}, found
     if (directory / "study.json").is_file():
         config = {"kind": "study"}
         if (directory / "config.json").is_file():  # written by `bomix run`: names the evaluator
@@ -79,6 +87,24 @@ def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path
     what = "does not exist" if not directory.exists() else "has neither benchmark.json nor study.json"
     raise ConfigError(f"report inputs must be benchmark directories (benchmark.json) or study directories "
                       f"(study.json), but {directory} {what}")
+
+
+def _finished_studies(directory: Path) -> set[tuple[str, int]] | None:
+    """(label, seed) of the studies a benchmark finished without error and whose journal has not
+    changed since (bomix.benchmark's own rule for skipping a study on resume), from its runs.jsonl;
+    None when there is no runs.jsonl (every study is then taken as it is)."""
+    from bomix.benchmark import _read_runs
+
+    if not (directory / "runs.jsonl").is_file():
+        return None
+    latest = {(r["label"], r["seed"]): r for r in _read_runs(directory)}
+    done = set()
+    for (label, seed), row in latest.items():
+        journal = directory / "studies" / label / f"seed-{seed}" / "journal.jsonl"
+        if (not row.get("error") and "journal_bytes" in row and journal.is_file()
+                and journal.stat().st_size == row["journal_bytes"]):
+            done.add((label, seed))
+    return done
 
 
 def _seed_of(name: str) -> int:

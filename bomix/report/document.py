@@ -91,7 +91,9 @@ def sections(data, tables, figures) -> list[tuple]:
                     + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "")
                     + (f"; trivial references: {', '.join(tb.references(data))}" if tb.references(data) else "")
                     + f". Values are the objective in {data.unit}, lower is better. Inputs: "
-                    + ", ".join(s["path"] for s in data.sources) + ".")]
+                    + ", ".join(s["path"] for s in data.sources) + "."
+                    + "".join(f" Left out of {s['path']}, unfinished or failed (rerun the benchmark to finish "
+                              f"them): {', '.join(s['unfinished'])}." for s in data.sources if s.get("unfinished")))]
     fs = tables["final_summary"]
     if not fs.empty:
         fs = fs.assign(cell=[f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo) else _fmt(m)
