@@ -73,7 +73,7 @@ def _campaign(config, *, show_progress):
     _setup_logging(progress)
     try:
         c = config.study
-        study.optimize(evaluator, n_trials=c.n_trials, n_parallel=c.n_parallel, runner=c.runner, timeout=c.timeout,
+        study.optimize(evaluator, n_trials=c.trials, n_parallel=c.n_parallel, runner=c.runner, timeout=c.timeout,
                        retries=c.retries, max_failures=c.max_failures, show_progress=progress,
                        compute_budget=c.compute_budget)
         if config.study.replicate_top:

@@ -39,7 +39,8 @@ from bomix.errors import ConfigError
 class StudyConfig:
     dir: str = "runs/study"            # the study directory (created, or resumed if it exists)
     seed: int = 0                      # study seed: trial seeds and the optimizer's default seed
-    n_trials: int = 64                 # budget: finished (completed + failed) trials in the study
+    n_trials: int | None = None        # budget: finished (completed + failed) trials in the study;
+    #                                    default 64, or with compute_budget as many as the compute buys
     compute_budget: float | None = None  # multi-fidelity: total compute in the fidelities' cost units
     n_parallel: int = 1                # trials in flight at once
     runner: str | dict = "inline"      # where trials run: a name, or {name = "ray", params = {num_gpus = 1}}
@@ -51,8 +52,16 @@ class StudyConfig:
     replicate_top: int = 0             # after the budget, re-evaluate the m best mixtures ...
     replicate_repeats: int = 2         # ... this many more times each, with fresh seeds
 
+    @property
+    def trials(self) -> int | None:
+        """The n_trials a campaign runs: n_trials; else 64, or None (the compute bounds it) when
+        compute_budget is set."""
+        if self.n_trials is None and self.compute_budget is None:
+            return 64
+        return self.n_trials
+
     def __post_init__(self):
-        if self.n_trials < 0:
+        if self.n_trials is not None and self.n_trials < 0:
             raise ConfigError(f"study.n_trials must be >= 0, got {self.n_trials}")
         if self.n_parallel < 1:
             raise ConfigError(f"study.n_parallel must be >= 1, got {self.n_parallel}")
@@ -140,7 +149,8 @@ def _check_type(where: str, value, annotation) -> None:
     else:
         ok = isinstance(value, options)
     if not ok:
-        names = " or ".join(o.__name__ if o is not type(None) else "none" for o in options)
+        # TOML has no null, so a key that may be left out is named by the type it takes
+        names = " or ".join(o.__name__ for o in options if o is not type(None))
         raise ConfigError(f"{where} must be {names}, got {value!r} ({type(value).__name__})")
 
 

@@ -348,7 +348,7 @@ class Study:
         self._record({"event": "abandon", "number": t.number, "error": reason})
         self._record(self._state.requeue_event(t))
 
-    def optimize(self, evaluator, n_trials: int, n_parallel: int = 1, *, runner="inline",
+    def optimize(self, evaluator, n_trials: int | None = None, n_parallel: int = 1, *, runner="inline",
                  timeout: float | None = None, retries: int = 0, max_failures: int | None = None,
                  show_progress: bool | None = None, compute_budget: float | None = None) -> Study:
         """Run trials until the study holds `n_trials` finished (COMPLETED or FAILED) trials.
@@ -363,11 +363,17 @@ class Study:
         60M run at cost 60 spends 60 of it): no trial starts that the compute left cannot pay for,
         and the optimizer sees the budget (bo_mf keeps its last runs for the target). The study
         stops at whichever of n_trials and compute_budget comes first; like n_trials it is the
-        campaign's total, so rerunning the same call resumes without overspending.
+        campaign's total, so rerunning the same call resumes without overspending. With
+        compute_budget, n_trials may be left out: the compute alone bounds the campaign (n_trials
+        is then the most trials it can buy, compute_budget / the cheapest fidelity's cost).
         """
         from bomix.runners import FaultPolicy, get_runner
 
-        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 0:
+        if n_trials is None and compute_budget is None:
+            raise ConfigError("optimize needs n_trials (the finished trials the study should hold), or, for a "
+                              "multi-fidelity study, compute_budget; got neither")
+        if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer))
+                                     or n_trials < 0):
             raise ConfigError(f"n_trials must be an integer >= 0, got {n_trials!r}")
         if compute_budget is not None:
             if isinstance(compute_budget, bool) or not isinstance(compute_budget, (int, float, np.number)) \
@@ -377,6 +383,8 @@ class Study:
                 raise ConfigError(f"compute_budget needs a multi-fidelity study (its trials' costs come from the "
                                   f"fidelities its evaluator declares); study {self.name!r} has one scale, where "
                                   f"n_trials is the budget (got compute_budget={compute_budget!r})")
+            if n_trials is None:  # every trial costs at least the cheapest fidelity: the most the compute buys
+                n_trials = int(math.floor(compute_budget / min(self.fidelities.values()) + 1e-9))
         if isinstance(n_parallel, bool) or not isinstance(n_parallel, (int, np.integer)) or n_parallel < 1:
             raise ConfigError(f"n_parallel must be an integer >= 1, got {n_parallel!r}")
         check_evaluator_domains(evaluator, self.space)

@@ -41,7 +41,7 @@ def test_a_campaign_spends_its_compute_budget_and_bo_mf_keeps_the_last_run_for_t
 def test_a_trial_the_budget_cannot_pay_for_is_not_run(tmp_path):
     # sobol knows nothing of compute: each of its trials runs at the target, cost 60
     study, land = mf_study(tmp_path / "s", get_optimizer("sobol", seed=0))
-    study.optimize(land, n_trials=10, compute_budget=150, show_progress=False)
+    study.optimize(land, compute_budget=150, show_progress=False)  # no n_trials: the compute alone bounds it
     assert [t.state.value for t in study.trials] == ["completed", "completed", "abandoned"]
     assert "not run: at 60m it costs 60, more than the 30 the compute budget had left" in study.trials[-1].error
     assert study.compute_spent() == 120 and len(study.queued) == 1  # first in line if the budget is raised
@@ -53,6 +53,9 @@ def test_bad_compute_budgets_are_refused(tmp_path):
     study, land = mf_study(tmp_path / "s", get_optimizer("sobol", seed=0))
     with pytest.raises(ConfigError, match="compute_budget must be a finite number > 0, got 0"):
         study.optimize(land, n_trials=4, compute_budget=0)
+    with pytest.raises(ConfigError, match="optimize needs n_trials .* or, for a multi-fidelity study, "
+                                          "compute_budget; got neither"):
+        study.optimize(land)
     single = landscape("seedlike")
     flat = bomix.create_study(tmp_path / "f", space=bomix.MixtureSpace(single.domains), optimizer="sobol")
     with pytest.raises(ConfigError, match="compute_budget needs a multi-fidelity study .* \\(got compute_budget=100\\)"):
@@ -65,8 +68,7 @@ def test_the_config_carries_the_compute_budget(tmp_path, capsys):
     config.write_text(f"""
 [study]
 dir = "{tmp_path / 'run'}"
-n_trials = 100
-compute_budget = 130
+compute_budget = 130          # no n_trials: the compute bounds the campaign
 
 [space]
 domains = ["d0", "d1", "d2"]
@@ -86,3 +88,10 @@ params = {{ name = "multiscale", k = 3, seed = 0 }}
     assert f"compute spent (completed, failed and running trials): {study.compute_spent():g}" in capsys.readouterr().out
     assert main(["run", str(config), "--set", "study.compute_budget=-1"]) == 2
     assert "study.compute_budget must be a number > 0, got -1" in capsys.readouterr().err
+
+
+def test_a_config_without_n_trials_or_compute_budget_runs_64_trials():
+    from bomix.config import StudyConfig
+
+    assert StudyConfig().trials == 64 and StudyConfig(n_trials=10).trials == 10
+    assert StudyConfig(compute_budget=240).trials is None

@@ -26,7 +26,7 @@ def test_overrides(repo_root):
     ('[study]\nn_trials = "40"\n', [], "study.n_trials must be int, got '40' \\(str\\)"),
     ("[study]\nn_trials = -1\n", [], "n_trials must be >= 0, got -1"),
     ("[study]\nseed = 1.5\n", [], "study.seed must be int, got 1.5"),
-    ("[study]\nshow_progress = 1\n", [], "study.show_progress must be bool or none"),
+    ("[study]\nshow_progress = 1\n", [], "study.show_progress must be bool, got 1"),
     ("[space]\ndomains = 'abc'\n", [], "space.domains must be list"),
     ("[space]\ncaps = {a = 0.5}\ntokens = {a = 1.0}\ntarget_tokens = 1.0\n", [], "caps or tokens"),
     ("study = 3\n", [], "\\[study\\] must be a table"),
