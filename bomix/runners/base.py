@@ -219,7 +219,17 @@ def _affords_any(study) -> bool:
 
 def _ask_affordable(study):
     """study.ask(1), or None when the trial asked costs more than the compute left: it is abandoned
-    unrun (its mixture stays queued, first in line if the budget is raised) and the caller stops."""
+    unrun (its mixture stays queued, first in line if the budget is raised) and the caller stops.
+    A queued mixture the compute left cannot pay for stops the caller before anything is asked, so
+    a resume with the same budget records nothing new."""
+    left = study.compute_left()
+    queued = study._state.next_queued() if left is not None else None
+    if queued is not None:  # a mixture abandoned for want of compute: asking again would only abandon it again
+        fidelity = queued.get("fidelity") or study.target_fidelity
+        if study.fidelities[fidelity] > left * (1 + 1e-9) + 1e-12:
+            log.info("not run: the next queued mixture costs %.6g at %s, more than the %.6g the compute budget "
+                     "has left", study.fidelities[fidelity], fidelity, left)
+            return None
     (trial,) = study.ask(1)
     left = study.compute_left()
     if left is None:
