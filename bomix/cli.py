@@ -35,6 +35,11 @@ def _print_best(study, unit: str | None = None) -> None:
     if rec.trial != best.number:
         for d, w in rec.weights.items():
             print(f"  {d:<16} {w:.4f}")
+    from bomix.confidence import summary_line
+
+    line = summary_line(study.which_wins(top=5), unit or "")
+    if line:
+        print(f"how sure: {line}")
 
 
 def _fidelity_lines(study) -> list[str]:

@@ -208,3 +208,13 @@ def test_report_prints_the_evaluators_unit(tmp_path, csvs):
     other = make_replay_benchmark(tmp_path / "nats", csvs, "nats/token", seeds=(0,))
     with pytest.raises(ConfigError, match="must share one unit.*bits/byte.*nats/token"):
         collect([bench, other])  # values in different units do not compare
+
+
+def test_a_campaigns_report_says_how_sure_its_winner_is(bench, built, tmp_path):
+    path = report([bench / "studies" / "bo" / "seed-0"], tmp_path / "one", log=False)
+    wins = pd.read_csv(tmp_path / "one" / "which_wins.csv")
+    assert list(wins["rank"]) == [1, 2, 3, 4, 5] and set(wins["basis"]) == {"joint posterior"}
+    assert wins["p_best"].sum() == pytest.approx(1.0)
+    assert "How sure (bo, seed 0): the model's probability that each of the top 5 evaluated mixtures is the best" \
+        in path.with_suffix(".md").read_text()
+    assert len(pd.read_csv(built / "which_wins.csv")) == 0  # a benchmark's studies: compared by seed, not this

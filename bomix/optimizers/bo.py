@@ -310,6 +310,22 @@ class BayesOpt(Optimizer):
                 values = -objective(samples, Xt)
                 return values.mean(0).numpy(), values.std(0).numpy()
 
+    def sample_objective(self, history: History, X: np.ndarray, n_samples: int = 1024) -> np.ndarray:
+        """(n_samples, p) draws of the noise-free objective at (p, k) mixtures X from the model's
+        joint posterior (lower is better): the draws of two mixtures are correlated as the model
+        says, so they answer "how likely is this mixture the best of these?". A pure function of
+        the history, X and the seed."""
+        import torch
+
+        with _torch_threads(self.n_threads):
+            torch.manual_seed(self._step_seed(history))
+            model, objective = self._fit(history)
+            Xt = torch.as_tensor(np.atleast_2d(X), dtype=torch.double)
+            with torch.no_grad():
+                samples = model.posterior(Xt).rsample(torch.Size([n_samples]))  # (S, p, m), joint over the p
+                values = -samples[..., 0] if objective is None else -objective(samples, Xt)
+        return values.numpy()
+
     def recommend(self, history: History) -> Recommendation | None:
         """Best posterior mean among evaluated mixtures (or over the space), with its sd."""
         done = history.completed

@@ -85,7 +85,9 @@ def sections(data, tables, figures) -> list[tuple]:
     trials = tables["trials"]
     labels = list(dict.fromkeys(trials["label"]))
     seeds = sorted(set(trials["seed"]))
-    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"], data.unit)),
+    wins = tables.get("which_wins")
+    how_sure = _how_sure(wins, data.unit) if wins is not None else []
+    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"], data.unit) + how_sure),
               ("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
                     f"budget {data.budget} trials"
                     + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "")
@@ -94,6 +96,15 @@ def sections(data, tables, figures) -> list[tuple]:
                     + ", ".join(s["path"] for s in data.sources) + "."
                     + "".join(f" Left out of {s['path']}, unfinished or failed (rerun the benchmark to finish "
                               f"them): {', '.join(s['unfinished'])}." for s in data.sources if s.get("unfinished")))]
+    if wins is not None and len(wins):
+        blocks += [("h2", "Which mixture wins, and how sure"),
+                   ("p", "The best evaluated mixtures of each campaign, ranked by the model's predicted value, with "
+                         "p_best: the probability, under the model, that a mixture's noise-free objective is the "
+                         "lowest of these (basis 'joint posterior': correlated draws from the GP; 'independent "
+                         "normals': the model gives only a mean and sd per mixture; 'observed only': no model). "
+                         "Observed per-domain losses are in which_wins.csv; to learn how much of the order is "
+                         "noise, replicate the top mixtures (study.replicate, replicate_top in a config)."),
+                   ("table", wins[[c for c in wins.columns if not c.startswith("loss_")]])]
     fs = tables["final_summary"]
     if not fs.empty:
         fs = fs.assign(cell=[f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo) else _fmt(m)
@@ -193,6 +204,18 @@ def sections(data, tables, figures) -> list[tuple]:
                ("h2", "Files"), ("p", "Tables as CSV beside this report: "
                                       + ", ".join(f"{stem}.csv" for stem in tables) + ".")]
     return blocks
+
+
+def _how_sure(wins, unit: str) -> list[str]:
+    """One verdict sentence per campaign with a model: how likely its top mixtures are the best."""
+    from bomix.confidence import summary_line
+
+    out = []
+    for (label, seed), table in wins.groupby(["label", "seed"], sort=False):
+        line = summary_line(table.reset_index(drop=True), unit)
+        if line:
+            out.append(f"How sure ({label}, seed {seed}): {line}.")
+    return out
 
 
 def _paired_view(tests):

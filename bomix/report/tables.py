@@ -238,6 +238,31 @@ def domain_losses(data):
     return out
 
 
+WINS_COLUMNS = ["label", "seed", "rank", "trial", "observed", "predicted", "sd", "p_best", "basis"]
+
+
+def which_wins(data, top: int = 5):
+    """For each single-study input (a user's campaign, not a benchmark's studies): its `top` best
+    evaluated mixtures with the model's probability that each is the best (bomix.confidence),
+    computed once per journal and cached in the study's summary.json."""
+    import pandas as pd
+
+    from bomix.confidence import which_wins as table_of
+    from bomix.report.cache import cached
+
+    frames = []
+    for (label, seed), study in data.studies.items():
+        if data.sources[data.source_of[(label, seed)]].get("kind") != "study":
+            continue
+        records = cached(study, "which_wins", f"top{top}", lambda: table_of(study, top).to_dict("records"))
+        if records:
+            frames.append(pd.DataFrame(records).assign(label=label, seed=seed))
+    if not frames:
+        return pd.DataFrame(columns=WINS_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    return df[WINS_COLUMNS + [c for c in df.columns if c not in WINS_COLUMNS]]
+
+
 def compute(data) -> dict:
     """Every table of the report, by file stem (written as <stem>.csv)."""
     from bomix.report import verdict
@@ -248,4 +273,5 @@ def compute(data) -> dict:
             "finals_by_seed": finals, "final_summary": final_summary(finals), "paired_tests": tests,
             "verdict": verdict.compute(finals, tests, references(data)),
             "at_budgets": at_budgets(data), "trials_to_reach": trials_to_reach(finals, data),
-            "recommended_mixtures": recommended_mixtures(data), "domain_losses": domain_losses(data)}
+            "recommended_mixtures": recommended_mixtures(data), "domain_losses": domain_losses(data),
+            "which_wins": which_wins(data)}

@@ -1,0 +1,101 @@
+"""Which evaluated mixture wins, and how sure: `study.which_wins(top=5)`.
+
+A campaign ends with a recommendation, but a user choosing what to train at scale also asks how
+sure that is: is the runner-up as likely to be the best, given the noise? `which_wins` takes the
+`top` best evaluated mixtures at the target scale (`study.top_trials`: by the model's posterior
+mean where the optimizer has a model) and gives each the probability that its noise-free
+objective is the lowest of the `top`:
+
+- basis "joint posterior": from the model's joint posterior draws (bo's `sample_objective`), so two
+  close mixtures, whose errors the model correlates, are not counted as independent coin flips;
+- basis "independent normals": the optimizer gives only a mean and sd per mixture (`predict`), so
+  the draws treat the mixtures as independent (an approximation; it says so);
+- basis "observed only": no model; p_best is empty and the observed values are all there is
+  (replicate the top mixtures, `study.replicate`, to learn how much of their order is noise).
+
+    table = study.which_wins(top=5)
+    table[["rank", "trial", "observed", "predicted", "sd", "p_best"]]
+
+The table also has each mixture's weights (w_<domain>) and observed losses (loss_<name>), so the
+per-domain picture is beside the average.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bomix.errors import ConfigError
+
+BASES = ("joint posterior", "independent normals", "observed only")
+
+
+def which_wins(study, top: int = 5, n_samples: int = 4096):
+    """A DataFrame, one row per mixture, best first: rank, trial, observed, predicted, sd, p_best
+    (the probability its noise-free objective is the lowest of these; NaN without a model), basis
+    (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
+    A pure function of the study's trials and its optimizer's seed."""
+    return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed)
+
+
+def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed: int = 0):
+    """`which_wins` for an optimizer and a History (e.g. the first n trials of a study): its `top`
+    best completed first-time trials at the target scale, ranked by the optimizer's predicted
+    objective where it has a model (`predict`), else by observed value. seed: the independent
+    normals' draws (bo's joint draws follow its own seed)."""
+    import pandas as pd
+
+    for name, value, low in (("top", top, 1), ("n_samples", n_samples, 2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    columns = ["rank", "trial", "observed", "predicted", "sd", "p_best", "basis"]
+    done = [t for t in history.completed if "replicate_of" not in t.extra
+            and history.fidelity_of(t) == history.target_fidelity]
+    if not done:
+        return pd.DataFrame(columns=columns)
+    X = np.array([t.x for t in done])
+    pred = optimizer.predict(history, X) if len(history.completed) >= 2 else None
+    order = np.argsort(pred[0] if pred is not None else [t.value for t in done], kind="stable")[:int(top)]
+    trials, X = [done[i] for i in order], X[order]
+    predicted = sd = p_best = None
+    basis = "observed only"
+    if pred is not None:
+        predicted = np.asarray(pred[0])[order]
+        sd = None if pred[1] is None else np.asarray(pred[1])[order]
+        sampler = getattr(optimizer, "sample_objective", None)
+        if sampler is not None:
+            draws = np.asarray(sampler(history, X, int(n_samples)), dtype=float)
+            basis = "joint posterior"
+        elif sd is not None:
+            rng = np.random.default_rng(seed)
+            draws = predicted[None, :] + sd[None, :] * rng.standard_normal((int(n_samples), len(X)))
+            basis = "independent normals"
+        if basis != "observed only":
+            p_best = np.bincount(np.argmin(draws, axis=1), minlength=len(X)) / len(draws)
+    rows = []
+    for i, t in enumerate(trials):
+        rows.append({"rank": i + 1, "trial": t.number, "observed": t.value,
+                     "predicted": np.nan if predicted is None else float(predicted[i]),
+                     "sd": np.nan if sd is None else float(sd[i]),
+                     "p_best": np.nan if p_best is None else float(p_best[i]), "basis": basis,
+                     **{f"w_{d}": w for d, w in t.weights.items()},
+                     **{f"loss_{n}": v for n, v in (t.losses or {}).items()}})
+    return pd.DataFrame(rows)
+
+
+def summary_line(table, unit: str = "") -> str | None:
+    """One sentence on `which_wins`'s table for a terminal or a report; None when it has no p_best."""
+    if table is None or len(table) < 2 or table["p_best"].isna().all():
+        return None
+    first, second = table.iloc[0], table.iloc[1]
+    unit = f" {unit}" if unit else ""
+    leader = table.loc[table["p_best"].idxmax()]
+    text = (f"the model's probability that each of the top {len(table)} evaluated mixtures is the best "
+            f"({table['basis'].iloc[0]}): trial {int(first['trial'])} {first['p_best']:.2f}, trial "
+            f"{int(second['trial'])} {second['p_best']:.2f}"
+            + ("" if len(table) == 2 else f", the other {len(table) - 2} {table['p_best'].iloc[2:].sum():.2f}"))
+    if int(leader["trial"]) != int(first["trial"]):
+        text += f" (trial {int(leader['trial'])} is the likeliest best)"
+    gap = second["predicted"] - first["predicted"]
+    if np.isfinite(gap):
+        text += f"; the runner-up is predicted {gap:.4f}{unit} worse"
+    return text
