@@ -14,7 +14,7 @@ objective is the lowest of the `top`:
   (replicate the top mixtures, `study.replicate`, to learn how much of their order is noise).
 
     table = study.which_wins(top=5)
-    table[["rank", "trial", "observed", "predicted", "sd", "p_best"]]
+    table[["rank", "trial", "observed", "predicted", "sd", "p_best", "expected_regret"]]
 
 The table also has each mixture's weights (w_<domain>) and observed losses (loss_<name>), so the
 per-domain picture is beside the average.
@@ -31,8 +31,9 @@ BASES = ("joint posterior", "independent normals", "observed only")
 
 def which_wins(study, top: int = 5, n_samples: int = 4096):
     """A DataFrame, one row per mixture, best first: rank, trial, observed, predicted, sd, p_best
-    (the probability its noise-free objective is the lowest of these; NaN without a model), basis
-    (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
+    (the probability its noise-free objective is the lowest of these; NaN without a model),
+    expected_regret (the mean, over the same draws, of its objective minus the lowest of these:
+    what deploying it costs against the best of them), basis (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
     A pure function of the study's trials and its optimizer's seed."""
     return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed)
 
@@ -47,7 +48,7 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
     for name, value, low in (("top", top, 1), ("n_samples", n_samples, 2)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    columns = ["rank", "trial", "observed", "predicted", "sd", "p_best", "basis"]
+    columns = ["rank", "trial", "observed", "predicted", "sd", "p_best", "expected_regret", "basis"]
     done = [t for t in history.completed if "replicate_of" not in t.extra
             and history.fidelity_of(t) == history.target_fidelity]
     if not done:
@@ -56,7 +57,7 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
     pred = optimizer.predict(history, X) if len(history.completed) >= 2 else None
     order = np.argsort(pred[0] if pred is not None else [t.value for t in done], kind="stable")[:int(top)]
     trials, X = [done[i] for i in order], X[order]
-    predicted = sd = p_best = None
+    predicted = sd = p_best = regret = None
     basis = "observed only"
     if pred is not None:
         predicted = np.asarray(pred[0])[order]
@@ -71,12 +72,14 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
             basis = "independent normals"
         if basis != "observed only":
             p_best = np.bincount(np.argmin(draws, axis=1), minlength=len(X)) / len(draws)
+            regret = (draws - draws.min(axis=1, keepdims=True)).mean(axis=0)
     rows = []
     for i, t in enumerate(trials):
         rows.append({"rank": i + 1, "trial": t.number, "observed": t.value,
                      "predicted": np.nan if predicted is None else float(predicted[i]),
                      "sd": np.nan if sd is None else float(sd[i]),
-                     "p_best": np.nan if p_best is None else float(p_best[i]), "basis": basis,
+                     "p_best": np.nan if p_best is None else float(p_best[i]),
+                     "expected_regret": np.nan if regret is None else float(regret[i]), "basis": basis,
                      **{f"w_{d}": w for d, w in t.weights.items()},
                      **{f"loss_{n}": v for n, v in (t.losses or {}).items()}})
     return pd.DataFrame(rows)
@@ -98,4 +101,7 @@ def summary_line(table, unit: str = "") -> str | None:
     gap = second["predicted"] - first["predicted"]
     if np.isfinite(gap):
         text += f"; the runner-up is predicted {gap:.4f}{unit} worse"
+    if np.isfinite(first.get("expected_regret", np.nan)):
+        text += (f"; deploying trial {int(first['trial'])} costs an expected {first['expected_regret']:.4f}{unit} "
+                 f"against the best of these")
     return text

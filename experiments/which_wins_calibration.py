@@ -17,8 +17,9 @@ For every study of `--label` in the benchmark directory it prints, and the summa
 
 Scores over campaigns: the mean probability given to the truly best mixture, the log score (mean
 log of it; higher is better; a probability of 0 to the truth is clipped at 1e-3), the Brier score
-(mean squared error of the probability vector against the one-hot truth; lower is better), and
-for the rank-1 mixture the mean p_best beside how often it is truly best.
+(mean squared error of the probability vector against the one-hot truth; lower is better); for
+the rank-1 mixture the mean p_best beside how often it is truly best, and its expected regret
+(which_wins's expected_regret) beside its true regret against the truly best of the top.
 Run from the repository root; the benchmark must have been run (see experiments/README.md).
 """
 
@@ -35,11 +36,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 
-def score(p: np.ndarray, truth: int) -> dict:
+def score(p: np.ndarray, true: np.ndarray, expected_regret: float) -> dict:
+    truth = int(np.argmin(true))
     onehot = np.zeros(len(p))
     onehot[truth] = 1.0
     return {"p_truth": float(p[truth]), "log": float(np.log(max(p[truth], 1e-3))),
-            "brier": float(((p - onehot) ** 2).sum()), "p_first": float(p[0]), "first_is_best": truth == 0}
+            "brier": float(((p - onehot) ** 2).sum()), "p_first": float(p[0]), "first_is_best": truth == 0,
+            "regret_expected": expected_regret, "regret_true": float(true[0] - true.min())}
 
 
 def main() -> None:
@@ -95,10 +98,12 @@ def score_campaigns(args, dirs, evaluator, n_trials) -> None:
         mean, sd = table["predicted"].to_numpy(), table["sd"].to_numpy()
         draws = mean + sd * rng.standard_normal((args.samples, len(mean)))
         independent = np.bincount(draws.argmin(1), minlength=len(mean)) / args.samples
+        independent_regret = float((draws[:, 0] - draws.min(1)).mean())
         observed = np.zeros(len(mean))
         observed[int(np.argmin(table["observed"].to_numpy()))] = 1.0
-        for name, p in (("joint", joint), ("independent", independent), ("observed", observed)):
-            rows[name].append(score(p, truth))
+        for name, p, r in (("joint", joint, float(table["expected_regret"].iloc[0])),
+                           ("independent", independent, independent_regret), ("observed", observed, np.nan)):
+            rows[name].append(score(p, true, r))
         print(f"{d.name}: truly best is rank {truth + 1}; p_best joint {np.round(joint, 2).tolist()}, "
               f"true gaps to it {np.round(true - true[truth], 4).tolist()}", flush=True)
     n = len(rows["joint"])
@@ -107,15 +112,18 @@ def score_campaigns(args, dirs, evaluator, n_trials) -> None:
     after = "all trials" if n_trials is None else f"after {n_trials} trials"
     print(f"\n{args.benchmark}, label {args.label}, top {args.top}, {after}: {n} campaigns")
     print(f"{'p_best from':<12} {'mean p(truth)':>14} {'log score':>10} {'Brier':>8} {'rank-1 p_best':>14} "
-          f"{'rank-1 truly best':>18}")
+          f"{'rank-1 truly best':>18} {'rank-1 regret: expected':>24} {'true':>7}")
     for name, r in rows.items():
         mean = lambda key: float(np.mean([x[key] for x in r]))  # noqa: E731
         print(f"{name:<12} {mean('p_truth'):>14.3f} {mean('log'):>10.3f} {mean('brier'):>8.3f} "
-              f"{mean('p_first'):>14.3f} {mean('first_is_best'):>18.3f}")
+              f"{mean('p_first'):>14.3f} {mean('first_is_best'):>18.3f} {mean('regret_expected'):>24.4f} "
+              f"{mean('regret_true'):>7.4f}")
     chance = 1 / args.top
     print(f"{'chance':<12} {chance:>14.3f} {np.log(chance):>10.3f} {1 - chance:>8.3f}")
     print("rank-1: the mixture with the best predicted value; 'truly best' is how often it has the lowest "
-          "noise-free objective of the top; a calibrated p_best matches it on average. chance: p_best = 1/top.", flush=True)
+          "noise-free objective of the top; a calibrated p_best matches it on average. Regret: the rank-1 mixture's "
+          "objective minus the lowest of the top, as the model expects it and in truth. chance: p_best = 1/top.",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,14 @@ def test_the_top_mixtures_with_probabilities_that_sum_to_one(bo_study):
     assert again["p_best"].tolist() == table["p_best"].tolist()
 
 
+def test_expected_regret_is_what_deploying_each_costs_against_the_best_of_them(bo_study):
+    table = bo_study.which_wins(top=4)
+    X = np.array([bo_study.trials[int(n)].x for n in table["trial"]])
+    draws = bo_study.optimizer.sample_objective(bo_study.search_history(), X, 4096)  # the same seeded draws
+    assert table["expected_regret"].to_numpy() == pytest.approx((draws - draws.min(1, keepdims=True)).mean(0))
+    assert (table["expected_regret"] >= 0).all()
+
+
 def test_the_draws_are_joint_so_near_mixtures_move_together(bo_study):
     history = bo_study.search_history()
     x = bo_study.trials[-1].x

@@ -238,7 +238,7 @@ def domain_losses(data):
     return out
 
 
-WINS_COLUMNS = ["label", "seed", "rank", "trial", "observed", "predicted", "sd", "p_best", "basis"]
+WINS_COLUMNS = ["label", "seed", "rank", "trial", "observed", "predicted", "sd", "p_best", "expected_regret", "basis"]
 
 
 def which_wins(data, top: int = 5):
