@@ -6,14 +6,23 @@ sure that is: is the runner-up as likely to be the best, given the noise? `which
 mean where the optimizer has a model) and gives each the probability that its noise-free
 objective is the lowest of the `top`:
 
-- basis "joint posterior": from the model's joint posterior draws (bo's `sample_objective`), so two
-  close mixtures, whose errors the model correlates, are not counted as independent coin flips;
-- basis "independent normals": the optimizer gives only a mean and sd per mixture (`predict`), so
-  the draws treat the mixtures as independent (an approximation; it says so);
+- basis "independent normals" (the default): draws from a normal per mixture with the model's
+  predicted mean and sd (`predict`), independent of each other;
+- basis "joint posterior" (`basis="joint"`, where the optimizer has `sample_objective`, as bo
+  does): correlated draws from the GP's joint posterior, the model's own answer;
 - basis "observed only": no model; p_best is empty and the observed values are all there is
   (replicate the top mixtures, `study.replicate`, to learn how much of their order is noise).
 
-    table = study.which_wins(top=5)
+Why independent by default: measured against the truth of the `seedlike` landscape over 50 bo
+campaigns (experiments/which_wins_calibration.py; experiments/README.md), both are overconfident
+about the rank-1 mixture, the joint posterior more so (after 16, 32 and 64 trials it gives it
+p_best 0.62, 0.37, 0.29 where it is truly best 40%, 26%, 18% of the time; independent draws 0.53,
+0.30, 0.25), and the joint's expected regret is about half the true one where the independent
+draws' is close or above it. The top mixtures are picked by the same model's mean, so their
+predicted gaps are biased wide; ignoring the positive correlation between nearby mixtures widens
+the draws' gaps back. Read p_best as an upper bound either way.
+
+    table = study.which_wins(top=5)                  # basis="joint": the GP's correlated draws
     table[["rank", "trial", "observed", "predicted", "sd", "p_best", "expected_regret"]]
 
 The table also has each mixture's weights (w_<domain>) and observed losses (loss_<name>), so the
@@ -29,22 +38,25 @@ from bomix.errors import ConfigError
 BASES = ("joint posterior", "independent normals", "observed only")
 
 
-def which_wins(study, top: int = 5, n_samples: int = 4096):
+def which_wins(study, top: int = 5, n_samples: int = 4096, basis: str = "independent"):
     """A DataFrame, one row per mixture, best first: rank, trial, observed, predicted, sd, p_best
     (the probability its noise-free objective is the lowest of these; NaN without a model),
     expected_regret (the mean, over the same draws, of its objective minus the lowest of these:
     what deploying it costs against the best of them), basis (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
     A pure function of the study's trials and its optimizer's seed."""
-    return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed)
+    return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed, basis=basis)
 
 
-def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed: int = 0):
+def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed: int = 0,
+                  basis: str = "independent"):
     """`which_wins` for an optimizer and a History (e.g. the first n trials of a study): its `top`
     best completed first-time trials at the target scale, ranked by the optimizer's predicted
     objective where it has a model (`predict`), else by observed value. seed: the independent
     normals' draws (bo's joint draws follow its own seed)."""
     import pandas as pd
 
+    if basis not in ("independent", "joint"):
+        raise ConfigError(f"basis must be 'independent' or 'joint', got {basis!r}")
     for name, value, low in (("top", top, 1), ("n_samples", n_samples, 2)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -58,12 +70,12 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
     order = np.argsort(pred[0] if pred is not None else [t.value for t in done], kind="stable")[:int(top)]
     trials, X = [done[i] for i in order], X[order]
     predicted = sd = p_best = regret = None
-    basis = "observed only"
+    wanted, basis = basis, "observed only"
     if pred is not None:
         predicted = np.asarray(pred[0])[order]
         sd = None if pred[1] is None else np.asarray(pred[1])[order]
         sampler = getattr(optimizer, "sample_objective", None)
-        if sampler is not None:
+        if wanted == "joint" and sampler is not None:
             draws = np.asarray(sampler(history, X, int(n_samples)), dtype=float)
             basis = "joint posterior"
         elif sd is not None:

@@ -413,13 +413,14 @@ class Study:
 
         return top_trials(self, m)
 
-    def which_wins(self, top: int = 5, n_samples: int = 4096):
-        """The `top` best evaluated mixtures with the model's predicted value and sd and p_best, the
-        probability that each has the lowest noise-free objective of them: how sure the
-        recommendation is. A DataFrame; see bomix.confidence."""
+    def which_wins(self, top: int = 5, n_samples: int = 4096, basis: str = "independent"):
+        """The `top` best evaluated mixtures with the model's predicted value and sd, p_best (the
+        probability that each has the lowest noise-free objective of them) and expected_regret:
+        how sure the recommendation is. basis: "independent" or "joint" draws. A DataFrame; see
+        bomix.confidence."""
         from bomix.confidence import which_wins
 
-        return which_wins(self, top, n_samples)
+        return which_wins(self, top, n_samples, basis)
 
     def replicate(self, evaluator, *, top: int = 3, repeats: int = 2, n_parallel: int = 1, runner="inline",
                   show_progress: bool | None = None):

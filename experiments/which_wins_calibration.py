@@ -11,8 +11,9 @@ mixture is truly best 60% of the time.
 
 For every study of `--label` in the benchmark directory it prints, and the summary below compares:
 
-- joint:        p_best from the GP's joint posterior draws (what which_wins reports);
-- independent:  p_best from independent normals with the GP's marginal mean and sd per mixture;
+- joint:        p_best from the GP's joint posterior draws (which_wins(basis="joint"));
+- independent:  p_best from independent normals with the GP's marginal mean and sd per mixture
+                (which_wins's default);
 - observed:     all the weight on the best observed of the m (what "pick the best run" believes).
 
 Scores over campaigns: the mean probability given to the truly best mixture, the log score (mean
@@ -86,7 +87,7 @@ def score_campaigns(args, dirs, evaluator, n_trials) -> None:
         history = study.search_history()
         if n_trials is not None:
             history = dataclasses.replace(history, trials=history.trials[:n_trials])
-        table = which_wins_in(study.optimizer, history, args.top, args.samples, seed=study.seed)
+        table = which_wins_in(study.optimizer, history, args.top, args.samples, seed=study.seed, basis="joint")
         if len(table) < 2 or table["basis"].iloc[0] != "joint posterior":
             print(f"{d.name}: skipped ({len(table)} mixtures, basis {table['basis'].iloc[0] if len(table) else '-'})")
             continue

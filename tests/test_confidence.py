@@ -24,7 +24,7 @@ def bo_study(tmp_path_factory):
 def test_the_top_mixtures_with_probabilities_that_sum_to_one(bo_study):
     table = bo_study.which_wins(top=4)
     assert list(table["trial"]) == [t.number for t in bo_study.top_trials(4)]  # best predicted first
-    assert list(table["rank"]) == [1, 2, 3, 4] and set(table["basis"]) == {"joint posterior"}
+    assert list(table["rank"]) == [1, 2, 3, 4] and set(table["basis"]) == {"independent normals"}
     assert table["p_best"].sum() == pytest.approx(1.0) and (table["p_best"] >= 0).all()
     assert list(table["predicted"]) == sorted(table["predicted"])
     # lower is better: the mixture predicted best is likelier the best than the one predicted worst
@@ -32,10 +32,13 @@ def test_the_top_mixtures_with_probabilities_that_sum_to_one(bo_study):
     assert {"w_books", "loss_books"} <= set(table.columns)
     again = bo_study.which_wins(top=4)  # a pure function of the trials and the seed
     assert again["p_best"].tolist() == table["p_best"].tolist()
+    joint = bo_study.which_wins(top=4, basis="joint")  # the GP's correlated draws: the same mixtures
+    assert set(joint["basis"]) == {"joint posterior"} and joint["trial"].tolist() == table["trial"].tolist()
+    assert joint["p_best"].sum() == pytest.approx(1.0) and joint["p_best"].iloc[0] > joint["p_best"].iloc[-1]
 
 
 def test_expected_regret_is_what_deploying_each_costs_against_the_best_of_them(bo_study):
-    table = bo_study.which_wins(top=4)
+    table = bo_study.which_wins(top=4, basis="joint")
     X = np.array([bo_study.trials[int(n)].x for n in table["trial"]])
     draws = bo_study.optimizer.sample_objective(bo_study.search_history(), X, 4096)  # the same seeded draws
     assert table["expected_regret"].to_numpy() == pytest.approx((draws - draws.min(1, keepdims=True)).mean(0))
@@ -86,7 +89,8 @@ def test_a_model_with_only_mean_and_sd_gives_independent_draws(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [({"top": 0}, "top must be an integer >= 1, got 0"),
-                                            ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1")])
+                                            ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
+                                            ({"basis": "copula"}, "basis must be 'independent' or 'joint', got 'copula'")])
 def test_bad_arguments_are_refused(bo_study, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         bo_study.which_wins(**kwargs)
@@ -96,4 +100,4 @@ def test_bomix_best_says_how_sure(bo_study, capsys):
     assert main(["best", str(bo_study.directory)]) == 0
     out = capsys.readouterr().out
     assert "how sure: the model's probability that each of the top 5 evaluated mixtures is the best " \
-           "(joint posterior): trial" in out
+           "(independent normals): trial" in out

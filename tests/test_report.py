@@ -213,7 +213,7 @@ def test_report_prints_the_evaluators_unit(tmp_path, csvs):
 def test_a_campaigns_report_says_how_sure_its_winner_is(bench, built, tmp_path):
     path = report([bench / "studies" / "bo" / "seed-0"], tmp_path / "one", log=False)
     wins = pd.read_csv(tmp_path / "one" / "which_wins.csv")
-    assert list(wins["rank"]) == [1, 2, 3, 4, 5] and set(wins["basis"]) == {"joint posterior"}
+    assert list(wins["rank"]) == [1, 2, 3, 4, 5] and set(wins["basis"]) == {"independent normals"}
     assert wins["p_best"].sum() == pytest.approx(1.0)
     assert "How sure (bo, seed 0): the model's probability that each of the top 5 evaluated mixtures is the best" \
         in path.with_suffix(".md").read_text()

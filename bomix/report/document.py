@@ -100,8 +100,11 @@ def sections(data, tables, figures) -> list[tuple]:
         blocks += [("h2", "Which mixture wins, and how sure"),
                    ("p", "The best evaluated mixtures of each campaign, ranked by the model's predicted value, with "
                          "p_best: the probability, under the model, that a mixture's noise-free objective is the "
-                         "lowest of these (basis 'joint posterior': correlated draws from the GP; 'independent "
-                         "normals': the model gives only a mean and sd per mixture; 'observed only': no model). "
+                         "lowest of these, and expected_regret, what deploying it costs against the best of them "
+                         "(basis 'independent normals': draws with the model's mean and sd per mixture, the "
+                         "default, better calibrated than the GP's joint draws on the landscape it was measured "
+                         "on, and still overconfident: read p_best as an upper bound; 'observed only': no "
+                         "model). "
                          "Observed per-domain losses are in which_wins.csv; to learn how much of the order is "
                          "noise, replicate the top mixtures (study.replicate, replicate_top in a config)."),
                    ("table", wins[[c for c in wins.columns if not c.startswith("loss_")]])]
