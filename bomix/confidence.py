@@ -10,8 +10,10 @@ objective is the lowest of the `top`:
   predicted mean and sd (`predict`), independent of each other;
 - basis "joint posterior" (`basis="joint"`, where the optimizer has `sample_objective`, as bo
   does): correlated draws from the GP's joint posterior, the model's own answer;
-- basis "observed only": no model; p_best is empty and the observed values are all there is
-  (replicate the top mixtures, `study.replicate`, to learn how much of their order is noise).
+- basis "observed only": no model, or a pool search over logged runs (the study deploys its best
+  evaluated run, whose replayed value is the logged one); p_best is empty and the observed values
+  are all there is (replicate the top mixtures, `study.replicate`, to learn how much of their
+  order is noise).
 
 Why independent by default: measured against the truth of the `seedlike` landscape over 50 bo
 campaigns (experiments/which_wins_calibration.py; experiments/README.md), both are overconfident
@@ -44,6 +46,8 @@ def which_wins(study, top: int = 5, n_samples: int = 4096, basis: str = "indepen
     expected_regret (the mean, over the same draws, of its objective minus the lowest of these:
     what deploying it costs against the best of them), basis (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
     A pure function of the study's trials and its optimizer's seed."""
+    if study.pool is not None:  # replayed logged runs: their values are what a run gives, nothing to model
+        return which_wins_in(None, study.search_history(), top, n_samples, seed=study.seed, basis=basis)
     return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed, basis=basis)
 
 
@@ -51,8 +55,8 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
                   basis: str = "independent"):
     """`which_wins` for an optimizer and a History (e.g. the first n trials of a study): its `top`
     best completed first-time trials at the target scale, ranked by the optimizer's predicted
-    objective where it has a model (`predict`), else by observed value. seed: the independent
-    normals' draws (bo's joint draws follow its own seed)."""
+    objective where it has a model (`predict`), else by observed value (optimizer None: observed
+    only). seed: the independent normals' draws (bo's joint draws follow its own seed)."""
     import pandas as pd
 
     if basis not in ("independent", "joint"):
@@ -66,7 +70,7 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
     if not done:
         return pd.DataFrame(columns=columns)
     X = np.array([t.x for t in done])
-    pred = optimizer.predict(history, X) if len(history.completed) >= 2 else None
+    pred = optimizer.predict(history, X) if optimizer is not None and len(history.completed) >= 2 else None
     order = np.argsort(pred[0] if pred is not None else [t.value for t in done], kind="stable")[:int(top)]
     trials, X = [done[i] for i in order], X[order]
     predicted = sd = p_best = regret = None

@@ -101,3 +101,13 @@ def test_bomix_best_says_how_sure(bo_study, capsys):
     out = capsys.readouterr().out
     assert "how sure: the model's probability that each of the top 5 evaluated mixtures is the best " \
            "(independent normals): trial" in out
+
+
+def test_a_pool_campaign_ranks_its_logged_runs_by_their_values(tmp_path, pool_ev):
+    study = bomix.create_study(tmp_path / "p", space=bomix.MixtureSpace(pool_ev.domains), seed=0,
+                               optimizer=bomix.get_optimizer("bo", seed=0, **FAST), pool=pool_ev.pool)
+    study.optimize(pool_ev, n_trials=8, show_progress=False)
+    table = study.which_wins(top=3)  # what the study deploys is its best evaluated run: no model's guess
+    assert set(table["basis"]) == {"observed only"} and table["p_best"].isna().all()
+    assert table["trial"].iloc[0] == study.recommend().trial
+    assert list(table["observed"]) == sorted(t.value for t in study.trials)[:3]
