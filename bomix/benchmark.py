@@ -372,6 +372,64 @@ def _read_runs(out: Path) -> list[dict]:
     return rows
 
 
+def finished_studies(out) -> set[tuple[str, int]] | None:
+    """(label, seed) of the studies a benchmark finished without error and whose journal has not
+    changed since (the rule a resume skips a study by), from its runs.jsonl; None without one."""
+    out = Path(out)
+    if not (out / "runs.jsonl").is_file():
+        return None
+    latest = {(r["label"], r["seed"]): r for r in _read_runs(out)}
+    return {key for key, row in latest.items()
+            if _is_done({"directory": str(study_dir(out, *key))}, row)}
+
+
+def status_lines(out) -> list[str]:
+    """What `bomix status BENCHMARK_DIR` prints: studies finished, failed and still to run, per
+    method; the seeds every method has finished (a paired table can use them now); and, from the
+    finished studies' mean seconds per method, the study time left (one worker)."""
+    out = Path(out)
+    spec = json.loads((out / "benchmark.json").read_text())
+    labels, seeds = list(spec["methods"]), list(spec["seeds"])
+    done = finished_studies(out) or set()
+    latest = {(r["label"], r["seed"]): r for r in _read_runs(out)}
+    failed = {k for k, r in latest.items() if r.get("error")}
+    lines = [f"benchmark {out}: {len(labels)} methods x {len(seeds)} seeds, budget {spec['budget']}; "
+             f"{len(done)} of {len(labels) * len(seeds)} studies finished, {len(failed)} failed"]
+    left_seconds = 0.0
+    for label in labels:
+        mine = [s for s in seeds if (label, s) in done]
+        secs = [latest[(label, s)].get("seconds") or 0.0 for s in mine]
+        mean = sum(secs) / len(secs) if secs else None
+        todo = len(seeds) - len(mine)
+        if mean is not None:
+            left_seconds += mean * todo
+        bad = sorted(s for s in seeds if (label, s) in failed)
+        lines.append(f"  {label:<16} {len(mine):>4} / {len(seeds)} seeds"
+                     + ("" if mean is None else f", {mean:.1f} s per study")
+                     + (f", failed: seeds {bad}" if bad else ""))
+    paired = [s for s in seeds if all((label, s) in done for label in labels)]
+    lines.append(f"seeds finished by every method (a paired table can use them): {len(paired)}"
+                 + (f" ({_ranges(paired)})" if paired else ""))
+    if len(done) < len(labels) * len(seeds):
+        unknown = [label for label in labels if not any((label, s) in done for s in seeds)]
+        lines.append(f"study time left, one worker: about {left_seconds / 60:.0f} min"
+                     + (f" plus {', '.join(unknown)} (none finished yet)" if unknown else "")
+                     + "; rerun the benchmark command to resume")
+    return lines
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(f"{start}" if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(parts)
+
+
 def _is_done(task: dict, last: dict | None) -> bool:
     """A study whose last run finished without error and whose journal has not changed since."""
     if last is None or last.get("error") or "journal_bytes" not in last:

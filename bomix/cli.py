@@ -146,6 +146,11 @@ def cmd_status(args) -> None:
     import bomix
     from bomix.trial import TrialState
 
+    if (Path(args.dir) / "benchmark.json").is_file():  # a benchmark: its studies, not one study's trials
+        from bomix.benchmark import status_lines
+
+        print("\n".join(status_lines(args.dir)))
+        return
     study = bomix.load_study(args.dir)
     counts = {s.value: sum(t.state is s for t in study.trials) for s in TrialState}
     print(f"study {study.directory}: optimizer {study.optimizer.name}, objective {study.objective.kind}, "
@@ -302,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     p.set_defaults(func=cmd_demo)
 
-    for name, func, text in (("status", cmd_status, "trial counts by state and the best so far"),
+    for name, func, text in (("status", cmd_status, "trial counts by state and the best so far; of a benchmark directory, the studies "
+                                     "finished per method, the seeds every method finished and the time left"),
                              ("best", cmd_best, "the best observed mixture (and the recommended one)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", type=Path, help="study directory")

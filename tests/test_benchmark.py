@@ -117,7 +117,7 @@ def test_interrupted_benchmark_resumes_to_the_same_result(tmp_path, monkeypatch)
     assert journal_values(tmp_path / "a") == journal_values(tmp_path / "b")
 
 
-def test_report_leaves_out_the_studies_a_stopped_benchmark_did_not_finish(tmp_path, monkeypatch, caplog):
+def test_report_leaves_out_the_studies_a_stopped_benchmark_did_not_finish(tmp_path, monkeypatch, caplog, capsys):
     from bomix.report import load
 
     monkeypatch.setitem(EVALUATORS, "interrupting", f"{__name__}:Interrupting")
@@ -130,10 +130,21 @@ def test_report_leaves_out_the_studies_a_stopped_benchmark_did_not_finish(tmp_pa
     data = load([tmp_path / "a"])  # a part-run study would enter the paired tests with 2 trials of 6
     assert set(data.studies) == {("sobol", 0)} and data.sources[0]["unfinished"] == ["random seed 0"]
     assert "left out 1 unfinished" in caplog.text and "random seed 0" in caplog.text
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "a")]) == 0  # how far a stopped benchmark got
+    out = capsys.readouterr().out
+    assert "1 of 6 studies finished, 0 failed" in out and "seeds finished by every method (a paired table can " \
+        "use them): 0" in out and "rerun the benchmark command to resume" in out
+    assert [line.split()[:4] for line in out.splitlines()[1:4]] == [
+        ["sobol", "1", "/", "2"], ["random", "0", "/", "2"], ["uniform", "0", "/", "2"]]
     monkeypatch.setattr(Interrupting, "stop_at", None)
     bm.run_benchmark(config, tmp_path / "a", show_progress=False)
     data = load([tmp_path / "a"])
     assert len(data.studies) == 6 and "unfinished" not in data.sources[0]
+    assert main(["status", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 studies finished" in out and "every method (a paired table can use them): 2 (0-1)" in out
+    assert "time left" not in out
 
 
 class Boom(SobolSearch):

@@ -90,21 +90,10 @@ def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path
 
 
 def _finished_studies(directory: Path) -> set[tuple[str, int]] | None:
-    """(label, seed) of the studies a benchmark finished without error and whose journal has not
-    changed since (bomix.benchmark's own rule for skipping a study on resume), from its runs.jsonl;
-    None when there is no runs.jsonl (every study is then taken as it is)."""
-    from bomix.benchmark import _read_runs
+    """The studies the benchmark in `directory` finished (bomix.benchmark.finished_studies)."""
+    from bomix.benchmark import finished_studies
 
-    if not (directory / "runs.jsonl").is_file():
-        return None
-    latest = {(r["label"], r["seed"]): r for r in _read_runs(directory)}
-    done = set()
-    for (label, seed), row in latest.items():
-        journal = directory / "studies" / label / f"seed-{seed}" / "journal.jsonl"
-        if (not row.get("error") and "journal_bytes" in row and journal.is_file()
-                and journal.stat().st_size == row["journal_bytes"]):
-            done.add((label, seed))
-    return done
+    return finished_studies(directory)
 
 
 def _seed_of(name: str) -> int:
