@@ -307,11 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     p.set_defaults(func=cmd_demo)
 
-    for name, func, text in (("status", cmd_status, "trial counts by state and the best so far; of a benchmark directory, the studies "
-                                     "finished per method, the seeds every method finished and the time left"),
+    status_help = ("trial counts by state and the best so far; of a benchmark directory, the studies finished "
+                   "per method, the seeds every method finished and the time left")
+    for name, func, text in (("status", cmd_status, status_help),
                              ("best", cmd_best, "the best observed mixture (and the recommended one)")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("dir", type=Path, help="study directory")
+        p.add_argument("dir", type=Path, help="study directory" + (" (or benchmark directory)" if name == "status" else ""))
         if name == "best":
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)

@@ -44,8 +44,9 @@ def which_wins(study, top: int = 5, n_samples: int = 4096, basis: str = "indepen
     """A DataFrame, one row per mixture, best first: rank, trial, observed, predicted, sd, p_best
     (the probability its noise-free objective is the lowest of these; NaN without a model),
     expected_regret (the mean, over the same draws, of its objective minus the lowest of these:
-    what deploying it costs against the best of them), basis (one of BASES), w_<domain>, loss_<name>. Empty (with those columns) before any completed trial.
-    A pure function of the study's trials and its optimizer's seed."""
+    what deploying it costs against the best of them), basis (one of BASES), w_<domain>,
+    loss_<name>. Empty (with those columns) before any completed trial. basis: "independent"
+    (default) or "joint" draws. A pure function of the study's trials and its optimizer's seed."""
     if study.pool is not None:  # replayed logged runs: their values are what a run gives, nothing to model
         return which_wins_in(None, study.search_history(), top, n_samples, seed=study.seed, basis=basis)
     return which_wins_in(study.optimizer, study.search_history(), top, n_samples, seed=study.seed, basis=basis)

@@ -88,9 +88,10 @@ def test_a_model_with_only_mean_and_sd_gives_independent_draws(tmp_path):
     assert table["p_best"].iloc[0] == table["p_best"].max() and table["p_best"].iloc[0] > table["p_best"].iloc[-1]
 
 
-@pytest.mark.parametrize("kwargs, match", [({"top": 0}, "top must be an integer >= 1, got 0"),
-                                            ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
-                                            ({"basis": "copula"}, "basis must be 'independent' or 'joint', got 'copula'")])
+@pytest.mark.parametrize("kwargs, match", [
+    ({"top": 0}, "top must be an integer >= 1, got 0"),
+    ({"n_samples": 1}, "n_samples must be an integer >= 2, got 1"),
+    ({"basis": "copula"}, "basis must be 'independent' or 'joint', got 'copula'")])
 def test_bad_arguments_are_refused(bo_study, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         bo_study.which_wins(**kwargs)

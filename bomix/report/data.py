@@ -60,7 +60,9 @@ def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path
         if root.is_dir():
             labels += sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in labels)
         found, unfinished = [], []
-        finished = _finished_studies(directory)
+        from bomix.benchmark import finished_studies
+
+        finished = finished_studies(directory)  # None without runs.jsonl: every study as it is
         for label in labels:
             for d in sorted((root / label).glob("seed-*"), key=lambda p: _seed_of(p.name)):
                 if not (d / "study.json").is_file():
@@ -87,13 +89,6 @@ def _study_dirs(directory: Path) -> tuple[dict, list[tuple[str, int | None, Path
     what = "does not exist" if not directory.exists() else "has neither benchmark.json nor study.json"
     raise ConfigError(f"report inputs must be benchmark directories (benchmark.json) or study directories "
                       f"(study.json), but {directory} {what}")
-
-
-def _finished_studies(directory: Path) -> set[tuple[str, int]] | None:
-    """The studies the benchmark in `directory` finished (bomix.benchmark.finished_studies)."""
-    from bomix.benchmark import finished_studies
-
-    return finished_studies(directory)
 
 
 def _seed_of(name: str) -> int:
