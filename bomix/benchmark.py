@@ -378,9 +378,16 @@ def finished_studies(out) -> set[tuple[str, int]] | None:
     out = Path(out)
     if not (out / "runs.jsonl").is_file():
         return None
-    latest = {(r["label"], r["seed"]): r for r in _read_runs(out)}
-    return {key for key, row in latest.items()
-            if _is_done({"directory": str(study_dir(out, *key))}, row)}
+    return _finished(out, _latest_runs(out))
+
+
+def _latest_runs(out: Path) -> dict[tuple[str, int], dict]:
+    """(label, seed) -> the last runs.jsonl row of that study."""
+    return {(r["label"], r["seed"]): r for r in _read_runs(out)}
+
+
+def _finished(out: Path, latest: dict) -> set[tuple[str, int]]:
+    return {key for key, row in latest.items() if _is_done({"directory": str(study_dir(out, *key))}, row)}
 
 
 def status_lines(out) -> list[str]:
@@ -390,8 +397,8 @@ def status_lines(out) -> list[str]:
     out = Path(out)
     spec = json.loads((out / "benchmark.json").read_text())
     labels, seeds = list(spec["methods"]), list(spec["seeds"])
-    done = finished_studies(out) or set()
-    latest = {(r["label"], r["seed"]): r for r in _read_runs(out)}
+    latest = _latest_runs(out)  # runs.jsonl read once
+    done = _finished(out, latest)
     failed = {k for k, r in latest.items() if r.get("error")}
     lines = [f"benchmark {out}: {len(labels)} methods x {len(seeds)} seeds, budget {spec['budget']}; "
              f"{len(done)} of {len(labels) * len(seeds)} studies finished, {len(failed)} failed"]

@@ -217,12 +217,12 @@ class ProxyEvaluator(Evaluator):
         parser = argparse.ArgumentParser(prog="bomix.train", exit_on_error=False, add_help=False)
         add_arguments(parser)
         fill = {"{mixture}": "-", "{metrics}": "-", "{seed}": "0"}
+        argv = self.argv if scale is None else self.argv_at(scale)
         try:
-            argv = self.argv if scale is None else self.argv_at(scale)
             args = parser.parse_args([fill.get(a, a) for a in argv[3:]])
             return Path(args.data), config_from_args(args)
         except (argparse.ArgumentError, ValueError, SystemExit) as e:
-            raise ConfigError(f"the proxy evaluator's trainer arguments must be valid, got {self.argv[3:]}: "
+            raise ConfigError(f"the proxy evaluator's trainer arguments must be valid, got {argv[3:]}: "
                               f"{e}") from None
 
     def evaluate_many(self, weights: Sequence[Mapping[str, float]],
