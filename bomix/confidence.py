@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from bomix.errors import ConfigError
+from bomix.replicates import ranked
 
 BASES = ("joint posterior", "independent normals", "observed only")
 
@@ -66,19 +67,14 @@ def which_wins_in(optimizer, history, top: int = 5, n_samples: int = 4096, seed:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     columns = ["rank", "trial", "observed", "predicted", "sd", "p_best", "expected_regret", "basis"]
-    done = [t for t in history.completed if "replicate_of" not in t.extra
-            and history.fidelity_of(t) == history.target_fidelity]
-    if not done:
+    trials, pred = ranked(optimizer, history, int(top))  # the ranking study.top_trials uses
+    if not trials:
         return pd.DataFrame(columns=columns)
-    X = np.array([t.x for t in done])
-    pred = optimizer.predict(history, X) if optimizer is not None and len(history.completed) >= 2 else None
-    order = np.argsort(pred[0] if pred is not None else [t.value for t in done], kind="stable")[:int(top)]
-    trials, X = [done[i] for i in order], X[order]
+    X = np.array([t.x for t in trials])
     predicted = sd = p_best = regret = None
     wanted, basis = basis, "observed only"
     if pred is not None:
-        predicted = np.asarray(pred[0])[order]
-        sd = None if pred[1] is None else np.asarray(pred[1])[order]
+        predicted, sd = pred
         sampler = getattr(optimizer, "sample_objective", None)
         if wanted == "joint" and sampler is not None:
             draws = np.asarray(sampler(history, X, int(n_samples)), dtype=float)

@@ -20,15 +20,23 @@ from bomix.trial import Trial, TrialState
 
 def top_trials(study, m: int) -> list[Trial]:
     """The m best first-time trials at the target scale, by the model's prediction when it has one."""
-    done = [t for t in study.trials if t.state is TrialState.COMPLETED and t.value is not None
-            and "replicate_of" not in t.extra and study.at_target(t)]
+    return ranked(study.optimizer, study.search_history(), m)[0]
+
+
+def ranked(optimizer, history, m: int):
+    """([m best completed first-time trials at the target scale], the optimizer's (mean, sd or None)
+    prediction for them or None): ranked by the prediction where the optimizer has a model and the
+    history 2 or more completed trials, else by observed value. optimizer None: observed only."""
+    done = [t for t in history.completed if t.value is not None and "replicate_of" not in t.extra
+            and history.fidelity_of(t) == history.target_fidelity]
     if not done:
-        return []
-    history = study.search_history()
-    predicted = study.optimizer.predict(history, np.array([t.x for t in done])) if len(history.completed) >= 2 \
-        else None
-    score = predicted[0] if predicted is not None else np.array([t.value for t in done])
-    return [done[i] for i in np.argsort(score, kind="stable")[:m]]
+        return [], None
+    pred = optimizer.predict(history, np.array([t.x for t in done])) \
+        if optimizer is not None and len(history.completed) >= 2 else None
+    order = np.argsort(pred[0] if pred is not None else np.array([t.value for t in done]), kind="stable")[:m]
+    if pred is not None:
+        pred = (np.asarray(pred[0])[order], None if pred[1] is None else np.asarray(pred[1])[order])
+    return [done[i] for i in order], pred
 
 
 def replicate(study, evaluator, *, top: int, repeats: int, n_parallel: int, runner, show_progress):
