@@ -138,6 +138,14 @@ class Study:
         """The info of each queued mixture (e.g. {"replicate_of": 3} for a replicate), in `queued` order."""
         return self._state.queued_info
 
+    def next_queued_cost(self) -> float | None:
+        """The cost (its scale's relative cost) of the queued mixture the next ask(1) runs, or None
+        when nothing is queued (the next ask comes from the optimizer) or the study has one scale."""
+        event = self._state.next_queued()
+        if event is None or self.fidelities is None:
+            return None
+        return self.fidelities[event.get("fidelity") or self.target_fidelity]
+
     @property
     def n_finished(self) -> int:
         """Trials that count against the budget: COMPLETED plus FAILED."""

@@ -45,10 +45,12 @@ def test_a_trial_the_budget_cannot_pay_for_is_not_run(tmp_path):
     assert [t.state.value for t in study.trials] == ["completed", "completed", "abandoned"]
     assert "not run: at 60m it costs 60, more than the 30 the compute budget had left" in study.trials[-1].error
     assert study.compute_spent() == 120 and len(study.queued) == 1  # first in line if the budget is raised
+    assert study.next_queued_cost() == 60
     study.optimize(land, compute_budget=150, show_progress=False)  # a resume with the same budget adds nothing
     assert len(study.trials) == 3
     study.optimize(land, n_trials=10, compute_budget=180, show_progress=False)
     assert study.compute_spent() == 180 and study.trials[-1].weights == study.trials[2].weights
+    assert study.next_queued_cost() is None  # the queue is empty: the next ask is the optimizer's
 
 
 def test_bad_compute_budgets_are_refused(tmp_path):

@@ -211,10 +211,16 @@ class _Progress:
             self.bar.close()
 
 
+def _affords(cost: float, left: float | None) -> bool:
+    """True if compute `left` (None: no compute budget) pays for `cost`, up to float rounding: the
+    one rule every affordability check here uses."""
+    return left is None or cost <= left * (1 + 1e-9) + 1e-12
+
+
 def _affords_any(study) -> bool:
     """True unless the optimize call's compute budget cannot pay for a trial at the cheapest scale."""
-    left = study.compute_left()
-    return left is None or left >= min(study.fidelities.values()) * (1 - 1e-9)
+    left = study.compute_left()  # None without a compute budget (and always for one scale)
+    return left is None or _affords(min(study.fidelities.values()), left)
 
 
 def _ask_affordable(study):
@@ -223,19 +229,18 @@ def _ask_affordable(study):
     A queued mixture the compute left cannot pay for stops the caller before anything is asked, so
     a resume with the same budget records nothing new."""
     left = study.compute_left()
-    queued = study._state.next_queued() if left is not None else None
-    if queued is not None:  # a mixture abandoned for want of compute: asking again would only abandon it again
-        fidelity = queued.get("fidelity") or study.target_fidelity
-        if study.fidelities[fidelity] > left * (1 + 1e-9) + 1e-12:
-            log.info("not run: the next queued mixture costs %.6g at %s, more than the %.6g the compute budget "
-                     "has left", study.fidelities[fidelity], fidelity, left)
-            return None
+    queued_cost = study.next_queued_cost() if left is not None else None
+    if queued_cost is not None and not _affords(queued_cost, left):
+        # a mixture abandoned for want of compute: asking again would only abandon it again
+        log.info("not run: the next queued mixture costs %.6g, more than the %.6g the compute budget has left",
+                 queued_cost, left)
+        return None
     (trial,) = study.ask(1)
     left = study.compute_left()
     if left is None:
         return trial
     cost = study.fidelities[study.fidelity_of(trial)]
-    if left >= -1e-9 * cost:  # ask counted it as RUNNING already
+    if _affords(cost, left + cost):  # ask counted it as RUNNING already
         return trial
     study.tell(trial, state="abandoned",
                error=f"not run: at {study.fidelity_of(trial)} it costs {cost:g}, more than the {left + cost:g} "
