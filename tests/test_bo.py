@@ -121,6 +121,28 @@ def test_recommendation_is_model_based_with_uncertainty(seedlike, over):
         assert rec.trial is not None and h.trials[rec.trial].weights == pytest.approx(rec.weights)
 
 
+def test_one_history_is_fitted_once_and_a_new_trial_refits(seedlike, monkeypatch):
+    import botorch.fit
+
+    fits = []
+    real = botorch.fit.fit_gpytorch_mll
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", lambda *a, **kw: fits.append(1) or real(*a, **kw))
+    space = bomix.MixtureSpace(seedlike.domains)
+    X = space.sample(12, method="sobol", seed=4)
+    h = history_from(space, X, seedlike.true_losses)
+    opt = BayesOpt(seed=0, **FAST)
+    rec = opt.recommend(h)
+    mean, sd = opt.predict(h, X[:3])
+    opt.sample_objective(h, X[:3], 8)
+    assert len(fits) == 1  # recommend, predict and the draws read one fit
+    fresh_mean, fresh_sd = BayesOpt(seed=0, **FAST).predict(h, X[:3])  # a reused fit answers as a new one
+    np.testing.assert_allclose(mean, fresh_mean) and np.testing.assert_allclose(sd, fresh_sd)
+    longer = history_from(space, np.vstack([X, space.sample(1, method="random", seed=9)]), seedlike.true_losses)
+    assert opt.recommend(longer).value != rec.value and len(fits) == 3  # one more trial: fitted anew
+    assert opt.recommend(history_from(space, X, seedlike.true_losses, objective="worst")).value != rec.value
+    assert len(fits) == 4  # so is another objective
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(bomix.errors.ConfigError, match="model must be one of"):
         BayesOpt(model="multitask")

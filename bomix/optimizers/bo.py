@@ -131,6 +131,7 @@ class BayesOpt(Optimizer):
         self.mc_samples = mc_samples
         self.recommend_over = recommend_over
         self.n_threads = n_threads
+        self._fitted: tuple | None = None  # (what the fit read, (model, objective)): the last fit, reused
 
     # -- suggestions --------------------------------------------------------------------------
     def init_size(self, k: int, budget: int | None = None) -> int:
@@ -230,7 +231,17 @@ class BayesOpt(Optimizer):
     # -- the model ----------------------------------------------------------------------------
     def _fit(self, history: History):
         """Fit the GP(s); return (model, MC objective or None). See bomix.optimizers.bo_models for
-        what is modelled (per loss, low rank, scalar) and the law prior mean."""
+        what is modelled (per loss, low rank, scalar) and the law prior mean. The fit is a pure
+        function of the completed trials and the objective, so the last one is kept and reused
+        when they are unchanged (recommend, then which_wins, on one study fit once)."""
+        key = _fit_key(history)
+        if self._fitted is not None and self._fitted[0] == key:
+            return self._fitted[1]
+        fitted = self._fit_new(history)
+        self._fitted = (key, fitted)
+        return fitted
+
+    def _fit_new(self, history: History):
         import torch
         from botorch.acquisition.objective import GenericMCObjective
         from botorch.fit import fit_gpytorch_mll
@@ -299,8 +310,8 @@ class BayesOpt(Optimizer):
         import torch
 
         with _torch_threads(self.n_threads):
-            torch.manual_seed(self._step_seed(history))
             model, objective = self._fit(history)
+            torch.manual_seed(self._step_seed(history))  # after the fit: the draws never depend on a reused fit
             Xt = torch.as_tensor(np.atleast_2d(X), dtype=torch.double)
             with torch.no_grad():
                 post = model.posterior(Xt)
@@ -318,8 +329,8 @@ class BayesOpt(Optimizer):
         import torch
 
         with _torch_threads(self.n_threads):
-            torch.manual_seed(self._step_seed(history))
             model, objective = self._fit(history)
+            torch.manual_seed(self._step_seed(history))
             Xt = torch.as_tensor(np.atleast_2d(X), dtype=torch.double)
             with torch.no_grad():
                 samples = model.posterior(Xt).rsample(torch.Size([n_samples]))  # (S, p, m), joint over the p
@@ -359,6 +370,12 @@ class BayesOpt(Optimizer):
             x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
                                  equality_constraints=eq)
         return space.project(x.detach().numpy().reshape(-1))
+
+
+def _fit_key(history: History) -> tuple:
+    """What bo's fit reads of a history: the objective and each completed trial's weights and losses."""
+    return (repr(history.objective), history.space.domains,
+            tuple((tuple(t.x), tuple(sorted(t.losses.items()))) for t in history.completed))
 
 
 def _composer(objective, names: list[str], log_losses: bool):
