@@ -261,14 +261,18 @@ class BayesOpt(Optimizer):
             logl = law.log_losses(Xq)
             return logl if self.log_losses else logl.exp()
 
+        law_Y = None if law is None else law_outputs(torch.as_tensor(X, dtype=torch.double)).numpy()
+        lowrank = None
+        if kind == "lowrank":  # auto: only if its components keep the objective (else another kind)
+            outputs = Y if law is None else Y - law_Y
+            kind, lowrank = bo_models.choose_lowrank(
+                self.model, outputs, lambda O: compose(torch.as_tensor(O if law is None else O + law_Y)).numpy())
         if kind == "scalar":  # one GP on -objective, less the law's -objective
             target = -history.y()[:, None]
             if law is not None:
-                target = target + compose(law_outputs(torch.as_tensor(X, dtype=torch.double))).numpy()[:, None]
-            lowrank = None
+                target = target + compose(torch.as_tensor(law_Y)).numpy()[:, None]
         else:
-            target = Y if law is None else Y - law_outputs(torch.as_tensor(X, dtype=torch.double)).numpy()
-            lowrank = bo_models.LowRank.fit(target) if kind == "lowrank" else None
+            target = Y if law is None else Y - law_Y
             if lowrank is not None:
                 target = lowrank.encode(target)
         Xt = torch.as_tensor(X, dtype=torch.double)
