@@ -7,7 +7,9 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
                      leaves it out), the space's prior when it has one, then scrambled Sobol
                      points on the capped simplex (MixtureSpace.sample), n_init in all (default
                      min(max(6, k + 2), 10), at most a quarter of the campaign's budget)
-    model            "auto" (default): "per_domain" up to 8 losses, else "lowrank";
+    model            "auto" (default): "per_domain" up to 8 losses, else "lowrank" while its
+                     components keep the objective (R^2 >= 0.99 over the history), else
+                     "per_domain" up to 16 losses and "scalar" beyond;
                      "per_domain": one GP per validation loss the objective reads (log losses,
                      batched independent GPs), composed into the study's objective (mean /
                      weighted / families / worst / target) through an MC objective;
@@ -86,7 +88,8 @@ class BayesOpt(Optimizer):
         and at most INIT_SHARE (1/4) of the campaign's budget (History.budget).
     center: start the design at the space's center; False: Sobol points only.
     model: what the GPs model: "auto" (default), "per_domain", "lowrank" or "scalar" (see
-        bomix.optimizers.bo_models: auto = one GP per loss up to 8 losses, else low rank).
+        bomix.optimizers.bo_models: auto = one GP per loss up to 8 losses, else low rank where
+        it keeps the objective, else one GP per loss up to 16 losses or one on the objective).
     prior_mean: "constant" (BoTorch's default) or "law": the GPs model what a fitted data mixing
         law leaves (bo_models.fit_law).
     inputs: what the kernel sees of a mixture: "auto" (default: sqrt from 11 domains up, else raw),
