@@ -211,10 +211,10 @@ class _Progress:
             self.bar.close()
 
 
-def _affords(cost: float, left: float | None) -> bool:
-    """True if compute `left` (None: no compute budget) pays for `cost`, up to float rounding: the
-    one rule every affordability check here uses."""
-    return left is None or cost <= left * (1 + 1e-9) + 1e-12
+def _affords(cost: float, left: float) -> bool:
+    """True if the compute `left` pays for `cost`, up to float rounding: the one rule every
+    affordability check here uses (callers without a compute budget never ask)."""
+    return cost <= left * (1 + 1e-9) + 1e-12
 
 
 def _affords_any(study) -> bool:
