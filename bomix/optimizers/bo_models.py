@@ -15,7 +15,7 @@ the one way to make it smarter:
                  LOWRANK_MIN_R2 of the objective's variance over the history), else per_domain up
                  to AUTO_MAX_PER_DOMAIN losses and scalar beyond (the documented rule, decided at
                  each fit; experiments/README.md "Which model auto picks" measures it). Losses of a
-                 real model move together and a few components keep their objective (R^2 0.993-0.999
+                 real model move together and a few components keep their objective (R^2 0.991-0.999
                  on the RegMix and olmix runs); losses that move independently (the mixing_law
                  landscape's) do not (R^2 0.53-0.82), and there low rank modelled noise.
 
