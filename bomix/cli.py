@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -390,9 +391,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
+        sys.stdout.flush()
     except BomixError as e:
         print(f"bomix: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`bomix status DIR | head`): stop without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail
+        return 1
     return 0
 
 

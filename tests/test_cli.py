@@ -184,3 +184,19 @@ def test_a_bad_scale_cost_is_one_line_and_writes_nothing(tmp_path, repo_root, ca
     err = capsys.readouterr().err
     assert "a fidelity's cost must be a finite number > 0, got 60m=-60.0" in err and len(err.splitlines()) == 1
     assert not d.exists()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path, repo_root):
+    """`bomix status DIR | head` whose reader has gone: exit 1, no traceback on stderr."""
+    d = tmp_path / "study"
+    assert main(["run", str(repo_root / EXAMPLE), "--set", f"study.dir='{d}'", "--set", "study.n_trials=2",
+                 "--no-progress"]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before bomix writes a byte
+    try:
+        proc = subprocess.run(_bomix("status", str(d)), stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              cwd=repo_root, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
