@@ -133,6 +133,19 @@ def test_design_points_spread_over_a_sparse_pool_instead_of_piling_onto_hub_runs
     assert sum(r < 4 for r in snapped) >= 4  # what snapping each Sobol point would have done
 
 
+@pytest.mark.parametrize("n_runs", [40, 64, 300])
+def test_seeds_start_from_different_designs_on_a_small_pool_too(n_runs):
+    """The maximin design chooses among a seeded random subset of the free runs: on a pool no
+    larger than the subset itself (olmix's reuse swarm has 64 runs) seeds must still differ."""
+    pool = np.random.default_rng(1).dirichlet(np.full(6, 0.5), n_runs)
+    space = bomix.MixtureSpace([f"d{i}" for i in range(6)])
+    history = History(space, bomix.Objective.parse("mean"))
+    # bo starts at the centre for every seed: only the design rule can tell its seeds apart
+    designs = {tuple(p.info["pool_row"] for p in PoolSearch(BayesOpt(seed=seed, **FAST_BO), pool).suggest(history, 4))
+               for seed in range(4)}
+    assert len(designs) == 4, designs
+
+
 def test_a_pool_evaluator_needs_a_study_that_searches_its_pool(tmp_path, pool_ev, csvs):
     plain = bomix.create_study(tmp_path / "plain", space=pool_ev.space, seed=0)
     with pytest.raises(ConfigError, match="pool=evaluator.pool"):

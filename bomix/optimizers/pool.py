@@ -17,10 +17,13 @@ earlier pick) holds it:
 The design rule, the same for every method: a study's first design pick is the free run nearest
 the optimizer's design point (so bo still starts at the centre and RegMix near its prior); every
 later one is the run farthest (L1) from all runs held so far among a seeded random subset of
-DESIGN_SUBSET free runs (greedy maximin). On a sparse many-domain pool the run nearest most
-interior points is one of a few dense "hub" runs, so snapping a Sobol design piles onto them
-(measured at 64 domains: Sobol seeds 0 and 2 both landed on one run at trial 4); maximin over
-the logged mixtures themselves spreads the design, and the random subset keeps seeds apart.
+the free runs, DESIGN_SUBSET of them or half, whichever is fewer (greedy maximin). On a sparse
+many-domain pool the run nearest most interior points is one of a few dense "hub" runs, so
+snapping a Sobol design piles onto them (measured at 64 domains: Sobol seeds 0 and 2 both landed
+on one run at trial 4); maximin over the logged mixtures themselves spreads the design, and the
+random subset keeps seeds apart. It must be a strict subset: maximin over every free run is the
+same for every seed (on olmix's 64-run reuse swarm, with a subset of 64, every seed of every
+method started from one design).
 
 Once every run is taken the optimizer's proposal is passed through (the evaluator answers with
 its nearest run: a replicate). The recommendation, for every method, is the evaluated run with
@@ -44,7 +47,7 @@ from bomix.optimizers.base import History, Optimizer, Proposal, Recommendation
 from bomix.space import MixtureSpace
 from bomix.trial import Trial, TrialState
 
-DESIGN_SUBSET = 64  # free runs a maximin design pick chooses among (seeded random subset)
+DESIGN_SUBSET = 64  # free runs a maximin design pick chooses among (seeded random subset; at most half)
 SAME = 1e-9         # L1 distance under which a mixture is the logged run itself
 
 
@@ -114,7 +117,7 @@ class PoolSearch(Optimizer):
             return proposal
         if proposal.design and held:
             rng = np.random.default_rng([int(self.seed), len(history.trials), 7])
-            subset = free if len(free) <= DESIGN_SUBSET else rng.choice(free, DESIGN_SUBSET, replace=False)
+            subset = rng.choice(free, max(1, min(DESIGN_SUBSET, len(free) // 2)), replace=False)
             gaps = np.abs(self.pool[subset][:, None] - self.pool[sorted(held)][None]).sum(axis=2).min(axis=1)
             row = int(subset[int(np.argmax(gaps))])
             rule = "maximin"
