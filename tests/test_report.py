@@ -218,3 +218,23 @@ def test_a_campaigns_report_says_how_sure_its_winner_is(bench, built, tmp_path):
     assert "How sure (bo, seed 0): the model's probability that each of the top 5 evaluated mixtures is the best" \
         in path.with_suffix(".md").read_text()
     assert len(pd.read_csv(built / "which_wins.csv")) == 0  # a benchmark's studies: compared by seed, not this
+
+
+def test_a_method_that_never_leaves_its_design_is_named(tmp_path):
+    """A method whose every trial is a design point (here bo with n_init = the budget: its GP never
+    chooses a trial) is counted in design_use.csv and named in the verdict; a method that models
+    part of its budget is counted but not named, and one without a design phase has no row."""
+    methods = {"bo": METHODS["bo"], "bo_all_design": ("bo", {**METHODS["bo"][1], "n_init": BUDGET}, BUDGET),
+               "sobol": METHODS["sobol"], "uniform": METHODS["uniform"]}
+    bench = make_benchmark(tmp_path / "bench", methods=methods)
+    out = tmp_path / "report"
+    assert main(["report", str(bench), "-o", str(out)]) == 0
+    use = pd.read_csv(out / "design_use.csv").set_index("label")
+    assert set(use.index) == {"bo", "bo_all_design"}
+    assert use.loc["bo_all_design", "design_only"] == len(SEEDS)
+    assert use.loc["bo_all_design", "model_trials"] == 0 and use.loc["bo_all_design", "design_trials"] == BUDGET
+    assert use.loc["bo", "design_only"] == 0 and use.loc["bo", "design_trials"] == 4
+    assert use.loc["bo", "model_trials"] == BUDGET - 4
+    md = (out / "report.md").read_text()
+    assert f"bo_all_design never got past its design in all {len(SEEDS)} studies" in md
+    assert "bo never got past" not in md

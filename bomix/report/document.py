@@ -87,7 +87,8 @@ def sections(data, tables, figures) -> list[tuple]:
     seeds = sorted(set(trials["seed"]))
     wins = tables.get("which_wins")
     how_sure = _how_sure(wins, data.unit) if wins is not None else []
-    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"], data.unit) + how_sure),
+    blocks = [("h2", "Verdict"), ("list", verdict.sentences(tables["verdict"], data.unit)
+                                          + verdict.design_sentences(tables.get("design_use")) + how_sure),
               ("p", f"{len(data.studies)} studies: methods {', '.join(labels)}; seeds {', '.join(map(str, seeds))}; "
                     f"budget {data.budget} trials"
                     + (f" ({', '.join(sorted(data.fixed))} run at natural cost)" if data.fixed else "")

@@ -30,6 +30,7 @@ KINDS = {  # deployed_kind -> how the deployed value was measured
 }
 QUANTILES = (0.75, 0.5, 0.25, 0.1)  # targets: these quantiles of the searching methods' final values
 BO_METHODS = ("bo", "ax_default")  # optimizer names that are not baselines
+DESIGN_SOURCES = ("/design", "/init", "/explore")  # proposed_by endings of points chosen without a model
 
 
 def within_budget(data):
@@ -263,6 +264,31 @@ def which_wins(data, top: int = 5):
     return df[WINS_COLUMNS + [c for c in df.columns if c not in WINS_COLUMNS]]
 
 
+def design_use(data):
+    """How each method with a design spent its budget: one row per label whose trials include design
+    points (proposed_by ending in DESIGN_SOURCES: a law's design, bo's initial design, exploration
+    before a model can be fitted). Columns: label, studies, design_trials and model_trials (mean
+    per study, within the budget), design_only (studies in which every trial was a design point:
+    the method's model never fitted, or never chose a trial). Methods without a design phase
+    (sobol, random, fixed mixtures) have no row."""
+    import pandas as pd
+
+    columns = ["label", "studies", "design_trials", "model_trials", "design_only"]
+    df = within_budget(data)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    df = df.assign(design=df["proposed_by"].astype(str).str.endswith(DESIGN_SOURCES))
+    rows = []
+    for label, g in df.groupby("label", sort=False):
+        if not g["design"].any():
+            continue
+        per = g.groupby("seed")["design"].agg(["sum", "count"])
+        rows.append({"label": label, "studies": len(per), "design_trials": float(per["sum"].mean()),
+                     "model_trials": float((per["count"] - per["sum"]).mean()),
+                     "design_only": int((per["sum"] == per["count"]).sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def compute(data) -> dict:
     """Every table of the report, by file stem (written as <stem>.csv)."""
     from bomix.report import verdict
@@ -274,4 +300,4 @@ def compute(data) -> dict:
             "verdict": verdict.compute(finals, tests, references(data)),
             "at_budgets": at_budgets(data), "trials_to_reach": trials_to_reach(finals, data),
             "recommended_mixtures": recommended_mixtures(data), "domain_losses": domain_losses(data),
-            "which_wins": which_wins(data)}
+            "which_wins": which_wins(data), "design_use": design_use(data)}

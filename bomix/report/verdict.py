@@ -159,6 +159,21 @@ def sentences(v, unit: str = DEFAULT_UNIT) -> list[str]:
     return out
 
 
+def design_sentences(design_use) -> list[str]:
+    """One sentence per method that never got past its design in some study (tables.design_use):
+    its value there measures its design, not its method (a law never fitted, a GP never used)."""
+    if design_use is None or design_use.empty:
+        return []
+    out = []
+    for _, r in design_use[design_use["design_only"] > 0].iterrows():
+        n, d = int(r["studies"]), int(r["design_only"])
+        where = ("its only study" if n == 1 else f"all {n} studies") if d == n else f"{d} of {n} studies"
+        out.append(f"{r['label']} never got past its design in {where}: every trial was a design point (its model was never fitted, or "
+                   "never chose a trial), so its values there measure its design, not its method "
+                   "(design_use.csv).")
+    return out
+
+
 def _conclusion(w, ru, ref) -> str:
     winner = w["label"]
     if ru is None:
