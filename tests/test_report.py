@@ -238,3 +238,63 @@ def test_a_method_that_never_leaves_its_design_is_named(tmp_path):
     md = (out / "report.md").read_text()
     assert f"bo_all_design never got past its design in all {len(SEEDS)} studies" in md
     assert "bo never got past" not in md
+
+
+def _per_domain_tables(k, labels=("bo", "sobol", "regmix", "olmix", "uniform")):
+    rng = np.random.default_rng(0)
+    domains = [f"d{i}" for i in range(k)]
+    mixes, losses = [], []
+    for label in labels:
+        w = rng.dirichlet(np.full(k, 0.3))
+        mixes += [{"label": label, "domain": d, "weight": x, "sd": 0.0, "n": 2} for d, x in zip(domains, w)]
+        losses += [{"label": label, "domain": d, "loss": 3 + rng.random(), "sd": 0.01, "n": 2, "kind": "true"}
+                   for d in domains]
+    data = type("Data", (), {"domains": domains, "unit": "nats"})()
+    return data, {"recommended_mixtures": pd.DataFrame(mixes), "domain_losses": pd.DataFrame(losses)}
+
+
+@pytest.mark.parametrize("k", [5, 64])
+def test_per_domain_figures_stay_readable_at_many_domains(tmp_path, k):
+    """At 64 domains the mixture legend names at most MAX_NAMED_DOMAINS blocks plus 'other', and the
+    per-domain loss figure stays a screen wide (grouped bars at k = 64 were 23,000 pixels wide)."""
+    import matplotlib.image
+
+    from bomix.report import figures
+
+    data, tables = _per_domain_tables(k)
+    caption = figures.recommended_mixtures(data, tables, tmp_path / "mix.png")
+    assert ("pooled in grey" in caption) == (k > figures.MAX_NAMED_DOMAINS)
+    caption = figures.domain_losses(data, tables, tmp_path / "loss.png")
+    assert ("gap to the best method" in caption) == (k > figures.MAX_BAR_DOMAINS)
+    for name in ("mix.png", "loss.png"):
+        height, width = matplotlib.image.imread(tmp_path / name).shape[:2]
+        assert width <= 16 * figures.DPI and height <= 8 * figures.DPI, (name, width, height)
+
+
+def test_legend_of_a_64_domain_mixture_names_the_largest_domains(monkeypatch, tmp_path):
+    from bomix.report import figures
+
+    data, tables = _per_domain_tables(64)
+    rm = tables["recommended_mixtures"]
+    rm.loc[rm.domain == "d63", "weight"] = 0.9  # the largest everywhere: must be named
+    seen = {}
+    plt = figures._plt()
+    real_legend = plt.Axes.legend
+
+    def spy(ax, *args, **kwargs):
+        seen["labels"] = [t for t in ax.get_legend_handles_labels()[1]]
+        return real_legend(ax, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "legend", spy)
+    figures.recommended_mixtures(data, tables, tmp_path / "mix.png")
+    assert len(seen["labels"]) == figures.MAX_NAMED_DOMAINS + 1
+    assert "d63" in seen["labels"] and seen["labels"][-1] == "other (49 domains)"
+
+
+@pytest.mark.parametrize("k", [5, 64])
+def test_per_domain_tables_read_down_the_page_at_many_domains(k):
+    from bomix.report.document import _per_domain_view
+
+    _, tables = _per_domain_tables(k)
+    view = _per_domain_view(tables["domain_losses"], "loss")
+    assert view.shape == ((k, 6) if k > 12 else (5, k + 1))

@@ -13,6 +13,8 @@ from importlib import metadata
 
 import numpy as np
 
+from bomix.report.figures import MAX_BAR_DOMAINS
+
 PACKAGES = ("bomix", "torch", "botorch", "gpytorch", "ax-platform", "numpy", "pandas", "scipy", "matplotlib")
 
 CSS = """
@@ -170,14 +172,9 @@ def sections(data, tables, figures) -> list[tuple]:
                              + "; median over seeds of the first trial that reaches the target (blank: half the "
                                "seeds or more never did)."),
                        ("table", tables["trials_to_reach"])]
-        if stem == "recommended_mixtures":
-            rm = tables["recommended_mixtures"]
-            blocks.append(("table", rm.pivot_table(index="label", columns="domain", values="weight", sort=False)
-                           .reset_index() if not rm.empty else rm))
-        if stem == "domain_losses":
-            dl = tables["domain_losses"]
-            blocks.append(("table", dl.pivot_table(index="label", columns="domain", values="loss", sort=False)
-                           .reset_index() if not dl.empty else dl))
+        if stem in ("recommended_mixtures", "domain_losses"):
+            blocks.append(("table", _per_domain_view(tables[stem], "weight" if stem == "recommended_mixtures"
+                                                     else "loss")))
         if stem == "predicted_vs_actual":
             blocks += [("p", f"Protocol: per input, the completed trials of every method within the budget are "
                              f"pooled and min({surrogate.MAX_HELDOUT}, a fifth of them) are held out, drawn with "
@@ -220,6 +217,17 @@ def _how_sure(wins, unit: str) -> list[str]:
         if line:
             out.append(f"How sure ({label}, seed {seed}): {line}.")
     return out
+
+
+def _per_domain_view(long, value):
+    """A method x domain table, turned to a domain per row past MAX_BAR_DOMAINS domains so
+    that 64 domains read down the page instead of across it."""
+    if long.empty:
+        return long
+    wide = long.pivot_table(index="label", columns="domain", values=value, sort=False)
+    if wide.shape[1] > MAX_BAR_DOMAINS:
+        return wide.T.rename_axis(columns=None).reset_index()
+    return wide.reset_index()
 
 
 def _paired_view(tests):

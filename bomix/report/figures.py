@@ -146,17 +146,37 @@ def final_values(data, tables, path):
             "noise-free where known) is the headline, best observed (noisy) beside it.")
 
 
+# Past these many domains a legend entry or a bar group per domain stops being readable: the mixture
+# figure names the largest domains and pools the rest, the loss figure becomes a heat map.
+MAX_NAMED_DOMAINS = 15
+MAX_BAR_DOMAINS = 12
+
+
 def recommended_mixtures(data, tables, path):
-    """Stacked bars: each method's recommended mixture, mean over seeds."""
+    """Stacked bars: each method's recommended mixture, mean over seeds.
+
+    With more than MAX_NAMED_DOMAINS domains, the ones with the largest weight in any method's
+    mixture are drawn and named and the rest are pooled into one grey "other" block.
+    """
     plt = _plt()
     rm = tables["recommended_mixtures"]
     if rm.empty:
         raise Skip("no recommendations")
     wide = rm.pivot_table(index="label", columns="domain", values="weight", sort=False)
-    wide = wide[[d for d in data.domains if d in wide.columns]]
+    wide = wide[[d for d in data.domains if d in wide.columns]].fillna(0.0)
+    colors = list(plt.get_cmap("tab20").colors)
+    pooled = ""
+    if wide.shape[1] > MAX_NAMED_DOMAINS:
+        keep = set(wide.max(axis=0).sort_values(ascending=False).index[:MAX_NAMED_DOMAINS])
+        rest = [d for d in wide.columns if d not in keep]
+        named = wide[[d for d in wide.columns if d in keep]]
+        wide = named.assign(**{f"other ({len(rest)} domains)": wide[rest].sum(axis=1)})
+        colors = colors[:MAX_NAMED_DOMAINS] + [(0.75, 0.75, 0.75)]
+        pooled = (f" The {MAX_NAMED_DOMAINS} domains with the largest weight in any method's mixture are named; "
+                  f"the other {len(rest)} are pooled in grey (every weight is in recommended_mixtures.csv).")
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(wide) + 2.5), 4.2))
     bottom = np.zeros(len(wide))
-    for domain, color in zip(wide.columns, plt.get_cmap("tab20").colors * 5):
+    for domain, color in zip(wide.columns, colors * 5):
         ax.bar(wide.index, wide[domain], bottom=bottom, color=color, label=domain)
         bottom += wide[domain].to_numpy()
     ax.set_ylabel("weight (mean over seeds)")
@@ -164,16 +184,32 @@ def recommended_mixtures(data, tables, path):
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     _save(fig, path)
-    return "Recommended mixtures, mean over seeds (each bar sums to 1)."
+    return "Recommended mixtures, mean over seeds (each bar sums to 1)." + pooled
 
 
 def domain_losses(data, tables, path):
-    """Grouped bars: per-domain losses of each method's recommended mixture."""
+    """Per-domain losses of each method's recommended mixture.
+
+    Grouped bars up to MAX_BAR_DOMAINS domains; past that a heat map of each method's gap to the
+    best method on each domain, one column per domain, at a width that stays on a screen.
+    """
     plt = _plt()
     dl = tables["domain_losses"]
     if dl.empty:
         raise Skip("no per-domain losses of recommended mixtures")
     wide = dl.pivot_table(index="domain", columns="label", values="loss", sort=False)
+    kind = "/".join(sorted(set(dl["kind"].astype(str))))
+    if len(wide) > MAX_BAR_DOMAINS:
+        gap = (wide - wide.min(axis=1).to_numpy()[:, None]).T  # methods x domains, 0 = best on that domain
+        fig, ax = plt.subplots(figsize=(min(16.0, 3.0 + 0.2 * len(wide)), 1.2 + 0.35 * len(gap)))
+        image = ax.imshow(gap.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks(np.arange(len(gap)), gap.index)
+        ax.set_xticks(np.arange(len(wide)), wide.index, rotation=90, fontsize=6)
+        fig.colorbar(image, ax=ax, label=f"loss above the best method ({data.unit})")
+        _save(fig, path)
+        return (f"Per-domain losses ({kind}) of each method's recommended mixture, mean over seeds, as the gap to "
+                f"the best method on each of the {len(wide)} domains (0 = best there); the losses and their sd "
+                "are in domain_losses.csv.")
     err = dl.pivot_table(index="domain", columns="label", values="sd", sort=False).reindex_like(wide)
     labels, colors = list(wide.columns), _colors(list(wide.columns))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(wide) * max(1, len(labels)) / 3 + 3), 4.2))
@@ -189,7 +225,6 @@ def domain_losses(data, tables, path):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     _save(fig, path)
-    kind = "/".join(sorted(set(dl["kind"].astype(str))))
     return f"Per-domain losses ({kind}) of each method's recommended mixture: mean over seeds, bars one sd."
 
 
