@@ -298,3 +298,19 @@ def test_per_domain_tables_read_down_the_page_at_many_domains(k):
     _, tables = _per_domain_tables(k)
     view = _per_domain_view(tables["domain_losses"], "loss")
     assert view.shape == ((k, 6) if k > 12 else (5, k + 1))
+
+
+def test_final_values_say_how_many_seeds_each_method_ran(tmp_path):
+    """Benchmarks stopped for time report methods on different numbers of seeds (olmix on 5, bo on
+    50): the final-values table shows each method's count beside its interval."""
+    few = make_benchmark(tmp_path / "few", methods={"random": METHODS["random"]}, seeds=(0,), budget=4)
+    many = make_benchmark(tmp_path / "many", methods={"sobol": METHODS["sobol"], "uniform": METHODS["uniform"]},
+                          seeds=(0, 1, 2), budget=4)
+    out = tmp_path / "report"
+    assert main(["report", str(few), str(many), "-o", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    table = md[md.index("## Final values at the budget"):]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()[6:9]
+            if line.startswith("| ")}
+    assert table.splitlines()[4].startswith("| label | seeds | deployed |"), table.splitlines()[4]
+    assert rows == {"random": "1", "sobol": "3", "uniform": "3"}, rows

@@ -118,16 +118,18 @@ def sections(data, tables, figures) -> list[tuple]:
         wide = fs.pivot_table(index="label", columns="metric", values="cell", aggfunc="first", sort=False)
         wide = wide[[m for m in tb.METRICS if m in wide.columns]]
         kinds = fs[fs["metric"] == "deployed"].set_index("label")["kind"]
+        seeds = fs.groupby("label", sort=False)["n"].max()
         wide = wide.reset_index()
+        wide.insert(1, "seeds", [int(seeds[label]) for label in wide["label"]])  # methods may differ
         if "deployed" in wide.columns:
-            wide.insert(2, "deployed value is", [kinds.get(label, "") for label in wide["label"]])
+            wide.insert(3, "deployed value is", [kinds.get(label, "") for label in wide["label"]])
         wide = wide.rename(columns=lambda c: str(c).replace("_", " "))
     else:
         wide = fs
     blocks += [("h2", "Final values at the budget"),
-               ("p", "Mean over seeds [95% t-interval]. The headline is 'deployed': the mixture each method would "
-                     "deploy (its recommendation, model-based where it has a model), valued noise-free where the "
-                     "evaluator knows the truth (landscapes, replay pools, surrogates; 'deployed value is' = true), "
+               ("p", "Mean over seeds [95% t-interval] ('seeds': how many each method ran). The headline is "
+                     "'deployed': the mixture each method would deploy (its recommendation, model-based where it "
+                     "has a model), valued noise-free where the evaluator knows the truth (landscapes, replay pools, surrogates; 'deployed value is' = true), "
                      "else by the replicated mean or the observed value of the recommended trial (labelled so). "
                      "'best observed' is the lowest noisy value seen, shown beside it: it is the minimum of noisy "
                      "draws and flatters a method that got lucky; 'true of best observed' is that mixture's "
