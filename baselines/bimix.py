@@ -148,8 +148,12 @@ class BiMix(LawBaseline):
     def fit(self, history: History) -> Law:
         """Fit each modelled domain's law (curves when available), then the KKT optimum.
 
-        Raises LawFitError when a domain has fewer than two distinct weights >= min_weight among
-        the completed trials.
+        A domain with fewer than two distinct weights >= min_weight among the completed trials has
+        no power law to fit: during the design that raises LawFitError (the design goes on); after
+        it, the domain gets the flattest law allowed (alpha = alpha_min, K from its mean loss), so
+        the optimum gives it little beyond its lower bound, and Law.params["flat"] names it. Without
+        this a sparse pool kept BiMix designing forever: on the synthetic 64-domain swarm one domain
+        has a weight >= 1e-3 in a single run of 512, and BiMix never fitted in 50 of 50 studies.
         """
         space, objective = history.space, history.objective
         names, L = loss_matrix(history)
@@ -157,19 +161,28 @@ class BiMix(LawBaseline):
         X = history.X()
         cols = [space.index(name) for name in names]
         K, alpha, info = np.empty(len(names)), np.empty(len(names)), {}
+        designing = len(history.trials) < self.design_size(space)
+        flat = []
         for j, (name, col) in enumerate(zip(names, cols)):
             keep = X[:, col] >= self.min_weight
             r = X[keep, col]
             if len(r) < 2 or np.ptp(np.log(r)) < 1e-9:
-                raise LawFitError(f"bimix needs two distinct weights >= {self.min_weight} of domain {name!r} to "
-                                  f"fit its law, got {np.unique(r).round(6).tolist()}")
+                if designing:
+                    raise LawFitError(f"bimix needs two distinct weights >= {self.min_weight} of domain {name!r} "
+                                      f"to fit its law, got {np.unique(r).round(6).tolist()}")
+                # after the design: nothing to fit a power law to, so the flattest law it allows
+                flat.append(name)
+                K[j], alpha[j] = math.exp(np.mean(np.log(L[:, j]) + self.alpha_min * np.log(
+                    np.maximum(X[:, col], self.min_weight)))), self.alpha_min
+                info[name] = {"form": "flat", "weights": np.unique(r).round(6).tolist()}
+                continue
             curves = self._curve_data(history, keep, name, L[:, j]) if self.use_curves else None
             if curves is not None:
                 K[j], alpha[j], info[name] = self._fit_curves(curves, j)
             else:
                 K[j], alpha[j] = _ols(np.log(r), np.log(L[keep, j]))
                 info[name] = {"form": "fixed_step"}
-        clamped = alpha <= self.alpha_min
+        clamped = (alpha <= self.alpha_min) & np.array([info[name]["form"] != "flat" for name in names])
         alpha = np.where(clamped, self.alpha_min, alpha)
         for j, name in enumerate(names):  # refit K at the clamped alpha (fixed-step data)
             if clamped[j] and info[name]["form"] == "fixed_step":
@@ -182,7 +195,7 @@ class BiMix(LawBaseline):
 
         x = self.optimum(space, objective, names, K, alpha)
         params = {"K": dict(zip(names, K.tolist())), "alpha": dict(zip(names, alpha.tolist())),
-                  "alpha_clamped": int(clamped.sum()), "fits": info}
+                  "alpha_clamped": int(clamped.sum()), "flat": flat, "fits": info}
         return Law(predict, params, x, float(predict(x[None])[0]))
 
     def _curve_data(self, history: History, keep: np.ndarray, name: str, final: np.ndarray):

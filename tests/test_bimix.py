@@ -181,12 +181,31 @@ def test_losses_without_a_training_domain_are_a_config_error():
     assert len(BiMix(n0=2).suggest(ok, 1)) == 1
 
 
-def test_one_distinct_weight_cannot_be_fitted_and_the_design_goes_on():
+def test_one_distinct_weight_cannot_be_fitted_during_the_design():
     space = MixtureSpace(["a", "b"])
     history = history_of(space, [[0.5, 0.5]] * 4, lambda x: {"a": 3.0, "b": 3.0})
     with pytest.raises(LawFitError, match="two distinct weights"):
-        BiMix().fit(history)
-    assert BiMix(n0=2).suggest(history, 1)[0].source == "bimix/design"
+        BiMix(n0=6).fit(history)
+    assert BiMix(n0=6).suggest(history, 1)[0].source == "bimix/design"
+
+
+def test_after_the_design_a_domain_it_never_varied_gets_a_flat_law():
+    """A sparse pool may never give a domain two weights >= min_weight (the synthetic 64-domain
+    swarm has one run of 512 with d23 >= 1e-3): past its design BiMix fits the other domains and
+    gives that one the flattest law allowed, instead of designing forever."""
+    space = MixtureSpace(["a", "b", "c"])
+    X = [[0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.8, 0.2, 0.0], [0.5, 0.45, 0.05]]
+    history = history_of(space, X, lambda x: {"a": 3.0 * max(x[0], 1e-9) ** -0.2, "b": 3.0 * max(x[1], 1e-9) ** -0.1,
+                                              "c": 4.0})
+    with pytest.raises(LawFitError, match="domain 'c'"):
+        BiMix(n0=5).fit(history)  # still designing
+    law = BiMix(n0=4).fit(history)
+    assert law.params["flat"] == ["c"] and law.params["fits"]["c"]["form"] == "flat"
+    assert law.params["alpha"]["c"] == 1e-3 and law.params["alpha_clamped"] == 0
+    assert law.params["alpha"]["a"] == pytest.approx(0.2) and law.params["alpha"]["b"] == pytest.approx(0.1)
+    assert law.optimum[2] < 0.01  # the flat domain gets almost nothing
+    proposal = BiMix(n0=4).suggest(history, 1)[0]
+    assert proposal.source == "bimix/optimum" and not proposal.design
 
 
 def test_weights_below_min_weight_are_left_out_and_degenerate_alpha_is_clamped():
