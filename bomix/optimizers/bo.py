@@ -19,7 +19,9 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
                      modelling its residual
     GP               BoTorch's SingleTaskGP defaults: RBF-ARD kernel with the dimension-scaled
                      lengthscale prior, learned homoskedastic noise, standardised outcomes;
-                     `inputs` "sqrt" or "warp" changes what the kernel sees (bo_models)
+                     `inputs` "sqrt" or "warp" changes what the kernel sees (bo_models);
+                     `kernel="additive"`: BoTorch's OrthogonalAdditiveKernel instead (first order:
+                     a sum of one-weight RBF terms, each with its lengthscale and coefficient)
     acquisition      qLogNoisyExpectedImprovement; RUNNING trials are pending points, and so are
                      FAILED ones, so a mixture that failed is not proposed again and again
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
@@ -94,6 +96,9 @@ class BayesOpt(Optimizer):
         law leaves (bo_models.fit_law).
     inputs: what the kernel sees of a mixture: "auto" (default: sqrt from 11 domains up, else raw),
         "raw", "sqrt" or "warp" (bo_models).
+    kernel: "rbf" (default: BoTorch's RBF-ARD over all weights at once) or "additive" (BoTorch's
+        first-order OrthogonalAdditiveKernel: the modelled output is a sum of one-weight terms, the
+        form of BiMix's per-domain laws; bo_models.covar_module).
     log_losses: model log(loss) per loss (not "scalar"): losses blow up as a weight -> 0.
     num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
@@ -104,14 +109,16 @@ class BayesOpt(Optimizer):
     name = "bo"
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
-                 prior_mean: str = "constant", inputs: str = "auto", log_losses: bool = True, num_restarts: int = 4,
-                 raw_samples: int = 256, mc_samples: int = 64, recommend_over: str = "evaluated", n_threads: int = 1):
+                 prior_mean: str = "constant", inputs: str = "auto", kernel: str = "rbf", log_losses: bool = True,
+                 num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64, recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if prior_mean not in PRIOR_MEANS:
             raise ConfigError(f"bo prior_mean must be one of {list(PRIOR_MEANS)}, got {prior_mean!r}")
         if inputs not in bo_models.INPUTS:
             raise ConfigError(f"bo inputs must be one of {list(bo_models.INPUTS)}, got {inputs!r}")
+        if kernel not in bo_models.KERNELS:
+            raise ConfigError(f"bo kernel must be one of {list(bo_models.KERNELS)}, got {kernel!r}")
         if recommend_over not in ("evaluated", "simplex"):
             raise ConfigError(f"bo recommend_over must be 'evaluated' or 'simplex', got {recommend_over!r}")
         if not isinstance(center, bool):
@@ -128,6 +135,7 @@ class BayesOpt(Optimizer):
         self.model = model
         self.prior_mean = prior_mean
         self.inputs = inputs
+        self.kernel = kernel
         self.log_losses = log_losses
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -282,9 +290,11 @@ class BayesOpt(Optimizer):
         Yt = torch.as_tensor(target, dtype=torch.double)
         Yt = Yt + 1e-9 * torch.arange(len(Yt), dtype=torch.double).unsqueeze(-1)  # constant data: keep std > 0
         inputs = bo_models.resolve_inputs(self.inputs, history.space.k)
-        model = SingleTaskGP(Xt, Yt, input_transform=bo_models.input_transform(inputs, history.space.k))
+        transform = bo_models.input_transform(inputs, history.space.k, unit=self.kernel == "additive")
+        model = SingleTaskGP(Xt, Yt, input_transform=transform,
+                             covar_module=bo_models.covar_module(self.kernel, history.space.k, Yt.shape[-1]))
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        shared = inputs == "warp" and Yt.shape[-1] > 1
+        shared = (inputs == "warp" or self.kernel == "additive") and Yt.shape[-1] > 1  # shared parameters
         try:
             fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
                              optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})

@@ -53,6 +53,7 @@ LOWRANK_MIN_R2 = 0.99    # auto: lowrank only if its rebuilt outputs keep this s
 AUTO_MAX_PER_DOMAIN = 16  # auto, when lowrank does not keep the objective: per-loss GPs up to here, else scalar
 LAW_MAXITER = 200        # L-BFGS iterations of the law's fit (all losses at once)
 INPUTS = ("auto", "raw", "sqrt", "warp")
+KERNELS = ("rbf", "additive")
 AUTO_SQRT_MIN_K = 11     # auto inputs: sqrt at k >= 11. Measured better or equal at k = 17-24 (four pools);
                          # raw at k = 5 and 10, where the landscapes were measured with raw inputs
 SQRT_EPS = 1e-4          # sqrt(r + eps): finite gradients at r = 0, where sparse mixtures sit
@@ -82,10 +83,11 @@ def resolve_inputs(inputs: str, k: int) -> str:
     return "sqrt" if k >= AUTO_SQRT_MIN_K else "raw"
 
 
-def input_transform(inputs: str, k: int, *, trailing: int = 0):
+def input_transform(inputs: str, k: int, *, trailing: int = 0, unit: bool = False):
     """The BoTorch input transform for `inputs` over k weights (None for "raw"). A warp is shared
     by every output of a multi-output GP (fit it with `joint_fit_closure`). `trailing` columns after
-    the weights (a multi-task GP's task index) pass unchanged (sqrt only)."""
+    the weights (a multi-task GP's task index) pass unchanged (sqrt only). `unit`: sqrt is scaled
+    into [0, 1] (the additive kernel integrates over the unit interval)."""
     inputs = resolve_inputs(inputs, k)
     if inputs == "raw":
         return None
@@ -96,7 +98,24 @@ def input_transform(inputs: str, k: int, *, trailing: int = 0):
         from botorch.models.transforms.input import Warp
 
         return Warp(d=k, indices=list(range(k)), bounds=torch.stack([torch.zeros(k), torch.ones(k)]).double())
-    return _sqrt_transform(k if trailing else None)
+    return _sqrt_transform(k if trailing else None, unit=unit)
+
+
+def covar_module(kernel: str, k: int, m: int):
+    """The kernel of a SingleTaskGP over k weights with m outputs: None (BoTorch's default, RBF-ARD
+    with the dimension-scaled lengthscale prior) for "rbf"; for "additive" BoTorch's first-order
+    OrthogonalAdditiveKernel, a constant plus one RBF term per weight, each with its own
+    lengthscale and a learned non-negative coefficient (Lu et al., 2022). Its hyperparameters are
+    shared by the m outputs (fit them with `joint_fit_closure`): batched per output, BoTorch 0.18's
+    kernel gave covariance matrices with eigenvalues down to -1 at its initial values."""
+    if kernel not in KERNELS:
+        raise ConfigError(f"bo kernel must be one of {list(KERNELS)}, got {kernel!r}")
+    if kernel == "rbf":
+        return None
+    import torch
+    from botorch.models.kernels.orthogonal_additive_kernel import OrthogonalAdditiveKernel
+
+    return OrthogonalAdditiveKernel(dim=k, second_order=False, dtype=torch.double)
 
 
 def joint_fit_closure(mll):
@@ -107,19 +126,22 @@ def joint_fit_closure(mll):
     return get_loss_closure_with_grads(mll, parameters={n: p for n, p in mll.named_parameters() if p.requires_grad})
 
 
-def _sqrt_transform(k: int | None = None):
+def _sqrt_transform(k: int | None = None, unit: bool = False):
     from botorch.models.transforms.input import InputTransform
     from torch.nn import Module
 
     class Sqrt(InputTransform, Module):
         """r -> sqrt(r + SQRT_EPS), on training and test inputs alike; with k, only the first k
-        columns (the rest, e.g. a task index, pass unchanged)."""
+        columns (the rest, e.g. a task index, pass unchanged); with unit, divided by
+        sqrt(1 + SQRT_EPS) so that it stays in [0, 1]."""
 
         def __init__(self):
             super().__init__()
             self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
 
         def transform(self, X):
+            if unit:
+                return (X.clamp(0, 1) + SQRT_EPS).sqrt() / (1 + SQRT_EPS) ** 0.5
             if k is None:
                 return (X.clamp_min(0) + SQRT_EPS).sqrt()
             import torch
