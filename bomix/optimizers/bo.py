@@ -110,7 +110,8 @@ class BayesOpt(Optimizer):
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
                  prior_mean: str = "constant", inputs: str = "auto", kernel: str = "rbf", log_losses: bool = True,
-                 num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64, recommend_over: str = "evaluated", n_threads: int = 1):
+                 num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
+                 recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if prior_mean not in PRIOR_MEANS:

@@ -108,9 +108,7 @@ def covar_module(kernel: str, k: int, m: int):
     lengthscale and a learned non-negative coefficient (Lu et al., 2022). Its hyperparameters are
     shared by the m outputs (fit them with `joint_fit_closure`): batched per output, BoTorch 0.18's
     kernel gave covariance matrices with eigenvalues down to -1 at its initial values."""
-    if kernel not in KERNELS:
-        raise ConfigError(f"bo kernel must be one of {list(KERNELS)}, got {kernel!r}")
-    if kernel == "rbf":
+    if kernel == "rbf":  # BayesOpt checked the name
         return None
     import torch
     from botorch.models.kernels.orthogonal_additive_kernel import OrthogonalAdditiveKernel
@@ -140,13 +138,15 @@ def _sqrt_transform(k: int | None = None, unit: bool = False):
             self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
 
         def transform(self, X):
+            W = X if k is None else X[..., :k]
+            W = ((W.clamp(0, 1) if unit else W.clamp_min(0)) + SQRT_EPS).sqrt()
             if unit:
-                return (X.clamp(0, 1) + SQRT_EPS).sqrt() / (1 + SQRT_EPS) ** 0.5
+                W = W / (1 + SQRT_EPS) ** 0.5
             if k is None:
-                return (X.clamp_min(0) + SQRT_EPS).sqrt()
+                return W
             import torch
 
-            return torch.cat([(X[..., :k].clamp_min(0) + SQRT_EPS).sqrt(), X[..., k:]], dim=-1)
+            return torch.cat([W, X[..., k:]], dim=-1)
 
     return Sqrt()
 
