@@ -184,6 +184,58 @@ def test_n_final_auto_keeps_a_second_target_run_only_where_the_cheap_search_can_
     assert np.all(np.isfinite(scores[256]["1m"]))
 
 
+def probe_history(land, probe):
+    """bo_mf's finished design at k = 3 (6 cheap runs, the first again at the target), then the
+    mixture `probe` measured at the target."""
+    design = design_history(land, targets=(0,))
+    X = [*design.X(), probe]
+    sources = [t.proposed_by for t in design.trials] + ["bo_mf/probe"]
+    return mf_history(land, X, ["1m"] * 6 + ["60m", "60m"], sources=sources)
+
+
+def test_the_transfer_check_probes_the_cheap_best_right_after_the_design():
+    land = landscape("multiscale", k=3, seed=0)
+    history = design_history(land, targets=(0,))
+    check = get_optimizer("bo_mf", seed=0, transfer_check=True, compute_budget=1000, **FAST)
+    (probe,) = check.suggest(history, 1)
+    untested = history.X()[1:6]
+    mean, _ = check.predict(history, untested)
+    assert (probe.source, probe.fidelity) == ("bo_mf/probe", "60m")
+    np.testing.assert_allclose(probe.weights, untested[int(np.argmin(mean))])
+    # without the check, or where the budget cannot pay for a probe beside the finals, no probe
+    plain = get_optimizer("bo_mf", seed=0, compute_budget=1000, **FAST).suggest(history, 1)[0]
+    short = get_optimizer("bo_mf", seed=0, transfer_check=True, compute_budget=6 + 60 * 3 - 1, n_final=1,
+                          **FAST).suggest(history, 1)[0]
+    assert plain.source != "bo_mf/probe" and short.source != "bo_mf/probe"
+
+
+def test_a_failed_transfer_check_spends_the_rest_at_the_target_with_a_target_only_model():
+    land = landscape("multiscale", k=3, seed=0)
+    target = land  # the landscape's true_value is its target scale's
+    center = land._space.center
+    X = land._space.sample(256, method="random", seed=1)
+    truth = np.array([target.true_value(land._space.to_mixture(x)) for x in X])
+    worse, better = X[int(np.argmax(truth))], X[int(np.argmin(truth))]
+    assert truth.max() > target.true_value(land._space.to_mixture(center)) > truth.min()
+    opt = get_optimizer("bo_mf", seed=0, transfer_check=True, compute_budget=1000, **FAST)
+    C = land._space.sample(8, method="random", seed=2)
+    failed = probe_history(land, worse)  # the cheap scale's pick is worse than the center at the target
+    (pick,) = opt.suggest(failed, 1)
+    assert (pick.source, pick.fidelity) == ("bo_mf/target_only", "60m")
+    scores = opt.score_fidelities(failed, C)
+    assert np.all(scores["1m"] == -np.inf) and np.all(np.isfinite(scores["60m"]))
+    rec = opt.recommend(failed)
+    assert "transfer check failed" in rec.source and rec.trial in [t.number for t in failed.at("60m")]
+    held = probe_history(land, better)  # it beats the center there: the multi-fidelity search goes on
+    assert opt.suggest(held, 1)[0].source != "bo_mf/target_only"
+    assert np.all(np.isfinite(opt.score_fidelities(held, C)["1m"]))
+    assert "transfer check" not in opt.recommend(held).source
+    # a probe still running decides nothing yet
+    running = mf_history(land, design_history(land, targets=(0,)).X(), ["1m"] * 6 + ["60m"],
+                         pending=[(worse, "60m")], sources=["bo_mf/init"] * 6 + ["bo_mf/init_target"])
+    assert opt.suggest(running, 1)[0].source != "bo_mf/target_only"
+
+
 def test_recommendation_is_the_target_prediction_with_its_sd():
     land = landscape("multiscale", k=3, seed=0)
     opt = get_optimizer("bo_mf", seed=0, **FAST)
@@ -260,6 +312,8 @@ def test_bad_parameters_are_refused():
         get_optimizer("bo_mf", n_target_init=0)
     with pytest.raises(ConfigError, match="n_final must be an integer >= 1 or 'auto', got 0"):
         get_optimizer("bo_mf", n_final=0)
+    with pytest.raises(ConfigError, match="transfer_check must be true or false, got 'yes'"):
+        get_optimizer("bo_mf", transfer_check="yes")
 
 
 @pytest.mark.parametrize("k, kernel_sees", [(5, None), (12, "Sqrt")])

@@ -49,6 +49,18 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    its target ranking of the cheap scale's best few is unsure and cheap runs are
                    plentiful, and costs a target run's worth of cheap runs elsewhere
                    (experiments/README.md, "Scale transfer", has both).
+    transfer check optionally (`transfer_check=True`), one target run right after the design tests
+                   whether the cheap scale's ranking holds: the probe runs, at the target, the
+                   mixture measured cheaply with the best posterior mean there (the cheap
+                   design's best, through the task correlation). If its target value is no better
+                   than the best target design run's, the cheap scale misleads: every later pick
+                   is at the target, by bo on the target trials alone (scalar GP, qLogNEI), and
+                   the recommendation is that model's. Otherwise the search goes on as above.
+                   The probe runs only when the whole budget affords it beside the design and
+                   the exploiting last runs; otherwise the first exploiting run serves as it. A task correlation fitted from one target run does
+                   not tell (on the multiscale landscape and on RegMix 1M/60M alike it is about
+                   0.7); a measured disagreement does. experiments/README.md ("Scale transfer")
+                   compares it with the default.
     recommend      among the mixtures measured at the target, the one with the best posterior mean
                    there, with that mean and its sd (before any target run: every evaluated
                    mixture, through the task correlation). A cheap-only mixture is never deployed
@@ -91,6 +103,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     n_final: with a compute budget, how many last target runs exploit (>= 1), or "auto": 2 when
     holding back a second one still leaves the cheap search AUTO_GUIDED_PER_DIM * (k + 2) runs
     after its design, else 1 (see _n_final).
+    transfer_check: run one target probe after the design and fall back to bo at the target alone
+    when the cheap scale's best does not beat the target design there (see the module docstring).
     inputs: what the kernel sees of the weights, as bo's: "auto" (sqrt(r + 1e-4) from 11 domains
     up, raw below), "raw" or "sqrt"; the task index passes unchanged.
     num_restarts, raw_samples, mc_samples, n_threads: as bo's.
@@ -100,7 +114,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, n_target_init: int = 1,
                  target_share: float = 0.0, compute_budget: float | None = None, n_final: int | str = "auto",
-                 inputs: str = "auto",
+                 transfer_check: bool = False, inputs: str = "auto",
                  num_restarts: int = 2, raw_samples: int = 128, mc_samples: int = 64, n_threads: int = 1):
         if n_init is not None and (isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1):
             raise ConfigError(f"bo_mf n_init must be an integer >= 1 or None, got {n_init!r}")
@@ -114,6 +128,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
             raise ConfigError(f"bo_mf compute_budget must be a finite number > 0 or None, got {compute_budget!r}")
         if n_final != "auto" and (isinstance(n_final, bool) or not isinstance(n_final, int) or n_final < 1):
             raise ConfigError(f"bo_mf n_final must be an integer >= 1 or 'auto', got {n_final!r}")
+        if not isinstance(transfer_check, bool):
+            raise ConfigError(f"bo_mf transfer_check must be true or false, got {transfer_check!r}")
         if inputs not in ("auto", "raw", "sqrt"):
             raise ConfigError(f"bo_mf inputs must be one of ['auto', 'raw', 'sqrt'], got {inputs!r}")
         for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
@@ -126,6 +142,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         self.target_share = target_share
         self.compute_budget = compute_budget
         self.n_final = n_final
+        self.transfer_check = transfer_check
         self.inputs = inputs
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -137,6 +154,56 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         return BayesOpt(seed=self.seed, n_init=self.n_init, model="scalar", inputs=self.inputs,
                         num_restarts=self.num_restarts,
                         raw_samples=self.raw_samples, mc_samples=self.mc_samples, n_threads=self.n_threads)
+
+    def _target_only(self) -> BayesOpt:
+        """bo on the target trials alone, once the transfer check failed: its design is the target
+        runs already made (n_init=1), a scalar GP, these settings."""
+        return BayesOpt(seed=self.seed, n_init=1, model="scalar", inputs=self.inputs, num_restarts=self.num_restarts,
+                        raw_samples=self.raw_samples, mc_samples=self.mc_samples, n_threads=self.n_threads)
+
+    @staticmethod
+    def _at_target(history: History) -> History:
+        """The target trials (any state) as a single-fidelity history."""
+        target = history.target_fidelity
+        return dataclasses.replace(history, trials=tuple(t for t in history.trials if history.fidelity_of(t) == target),
+                                   fidelities=None, target_fidelity=None, compute_budget=None)
+
+    # -- the transfer check -------------------------------------------------------------------
+    def _probes(self, history: History) -> bool:
+        """Whether this campaign runs the transfer probe: transfer_check, a compute budget, and the
+        whole budget affords the cheap design, the target design, the probe and the exploiting last
+        runs (a pure function of the budget, so the probe is never displaced by a later pick)."""
+        left = self._left(dataclasses.replace(history, trials=()))
+        if not self.transfer_check or left is None:
+            return False
+        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
+        size = self._single().init_size(history.space.k, history.budget)
+        return left - size * cheap - (self.n_target_init + 1 + self._n_final(history)) * target >= -1e-9 * target
+
+    def _probe_due(self, history: History) -> bool:
+        """True when the next pick is the probe: the design is done and the target holds only its
+        design runs (the probe is the first target trial after them, whatever proposed it, so a
+        pool search, which renames its picks, keeps the count)."""
+        target = history.target_fidelity
+        return self._probes(history) and sum(history.fidelity_of(t) == target for t in history.trials) == self.n_target_init
+
+    def _transfer_failed(self, history: History) -> bool:
+        """True once the completed probe's target value is no better than the best target design
+        run's: the cheap scale's choice does not hold at the target. The probe is the first target
+        trial after the target design (where the budget affords no separate probe, the first
+        exploiting last run, chosen by the same rule, serves as it); this needs no compute budget,
+        so a finished study's recommendation reads the same check."""
+        if not self.transfer_check:
+            return False
+        target = history.target_fidelity
+        runs = [t for t in history.trials if history.fidelity_of(t) == target]
+        if len(runs) <= self.n_target_init:
+            return False
+        probe, design = runs[self.n_target_init], [t for t in runs[:self.n_target_init] if t.losses is not None
+                                                   and t in history.completed]
+        if probe not in history.completed or not design:
+            return False
+        return history.objective(probe.losses) >= min(history.objective(t.losses) for t in design)
 
     # -- suggestions --------------------------------------------------------------------------
     def suggest(self, history: History, n: int = 1) -> list[Proposal]:
@@ -211,7 +278,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
             return 1
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
         size = self._single().init_size(history.space.k, history.budget)
-        guided = (left - size * cheap - (self.n_target_init + 2) * target) / cheap
+        probe = 1 if self.transfer_check else 0
+        guided = (left - size * cheap - (self.n_target_init + probe + 2) * target) / cheap
         return 2 if guided >= AUTO_GUIDED_PER_DIM * (history.space.k + 2) else 1
 
     def _final(self, history: History) -> bool:
@@ -250,6 +318,10 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         design = self._design(history)
         if design is not None:
             return design
+        if self._transfer_failed(history):  # the cheap scale misleads: bo at the target alone
+            pick = self._target_only().suggest(self._at_target(history), 1)[0]
+            return Proposal(pick.weights, "bo_mf/target_only", pick.info, design=pick.design,
+                            fidelity=history.target_fidelity)
         if len(history.completed) < 2:  # nothing to model yet: explore at the cheapest scale
             x = history.space.sample(1, method="sobol", seed=self.seed + 1, skip=history.count("bo_mf/explore"))[0]
             return Proposal(x, "bo_mf/explore", design=True, fidelity=self._cheapest(history))
@@ -265,7 +337,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
                 with torch.no_grad():
                     values = final(final.allowed.unsqueeze(1))
                 i = int(values.argmax())
-                return Proposal(final.allowed[i].numpy(), "bo_mf/final", {"log_value": float(values[i])},
+                source = "bo_mf/probe" if self._probe_due(history) else "bo_mf/final"
+                return Proposal(final.allowed[i].numpy(), source, {"log_value": float(values[i])},
                                 fidelity=history.target_fidelity)
             bounds = torch.as_tensor(np.vstack([space.floors, space.caps]), dtype=torch.double)
             eq = [(torch.arange(space.k), torch.ones(space.k, dtype=torch.double), 1.0)]
@@ -328,7 +401,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
 
         model, names = self._fit(history)
         target, costs = history.target_fidelity, history.fidelities
-        if self._final(history):  # no later run can use what it teaches: run the best predicted
+        if self._final(history) or self._probe_due(history):  # no later run can use what it teaches
+            # (or the probe: does the cheap scale's best hold at the target?): run the best predicted
             from botorch.acquisition import PosteriorMean
 
             untested = self._untested(history)
@@ -353,6 +427,11 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
 
         if not self._ready(history):
             return None
+        if self._transfer_failed(history):
+            s = self._target_only().score(self._at_target(history), np.atleast_2d(X))
+            if s is None:
+                return None
+            return {f: s if f == history.target_fidelity else np.full(len(s), -np.inf) for f in history.fidelities}
         with _torch_threads(self.n_threads):
             acqfs = self._acquisitions(history)
             C = torch.as_tensor(np.atleast_2d(X), dtype=torch.double).unsqueeze(1)
@@ -392,6 +471,10 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         mixture at the target and is in truth 0.009 worse)."""
         if history.fidelities is None:
             return self._single().recommend(history)
+        if self._transfer_failed(history):
+            rec = self._target_only().recommend(self._at_target(history))
+            return dataclasses.replace(rec, source=f"{rec.source} at the target (target-only model: the transfer "
+                                                   f"check failed)")
         done = history.completed
         if len(done) < 2:
             at_target = history.at(history.target_fidelity)
