@@ -54,7 +54,7 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    mixture measured cheaply with the best posterior mean there (the cheap
                    design's best, through the task correlation). If its target value is no better
                    than the best target design run's, the cheap scale misleads: every later pick
-                   is at the target, by bo on the target trials alone (scalar GP, qLogNEI), and
+                   is at the target, by bo on the target trials alone (bo's own model), and
                    the recommendation is that model's. Otherwise the search goes on as above.
                    The probe runs only when the whole budget affords it beside the design and
                    the exploiting last runs; otherwise the first exploiting run serves as it. A task correlation fitted from one target run does
@@ -157,8 +157,9 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
 
     def _target_only(self) -> BayesOpt:
         """bo on the target trials alone, once the transfer check failed: its design is the target
-        runs already made (n_init=1), a scalar GP, these settings."""
-        return BayesOpt(seed=self.seed, n_init=1, model="scalar", inputs=self.inputs, num_restarts=self.num_restarts,
+        runs already made (n_init=1); bo's own model (one GP per loss the objective reads, `auto`),
+        as bo run at the target would have; these settings."""
+        return BayesOpt(seed=self.seed, n_init=1, inputs=self.inputs, num_restarts=self.num_restarts,
                         raw_samples=self.raw_samples, mc_samples=self.mc_samples, n_threads=self.n_threads)
 
     @staticmethod
