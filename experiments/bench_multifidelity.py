@@ -119,6 +119,8 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
                                       for t in study.trials)
         row.update({"claimed": rec.value, "claimed_sd": rec.sd, "actual": problem.truth(rec.weights),
                     "claim_source": rec.source})
+        if opt.transfer_check:
+            row["transfer_failed"] = opt.transfer_check_failed(study.history())
         # what transferring its own best cheap run would have deployed (the (a)/(c) recipe on its data)
         cheap = [t for t in study.trials if t.state.value == "completed" and t.fidelity == problem.cheap]
         if cheap:
@@ -146,6 +148,13 @@ def summarise(rows: list[dict], against: str = "bo_mf") -> None:
         mean, lo, hi, n = t_ci(list(by_seed.values()))
         trials = np.mean([row["trials"] for row in rows if _label(row) == method])
         print(f"  {method:18s} {n:5d} {mean:10.4f} [{lo:.4f}, {hi:.4f}] {trials:7.1f}")
+    for method in regret:  # bo_mf with transfer_check: in how many seeds the probe said the cheap scale misleads
+        checked = [row for row in rows if _label(row) == method and (row.get("mf_params") or {}).get("transfer_check")]
+        if checked:
+            failed = sum(bool(row.get("transfer_failed")) for row in checked)
+            at_target = np.mean([row.get("trials_at_target", 0) for row in checked])
+            print(f"  {method}: the transfer check failed in {failed} of {len(checked)} seeds "
+                  f"({at_target:.1f} trials at the target on average)")
     if against not in regret:
         return
     print(f"  {against} minus each method, paired by seed (negative: {against} is better):")

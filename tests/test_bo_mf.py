@@ -226,10 +226,13 @@ def test_a_failed_transfer_check_spends_the_rest_at_the_target_with_a_target_onl
     assert np.all(scores["1m"] == -np.inf) and np.all(np.isfinite(scores["60m"]))
     rec = opt.recommend(failed)
     assert "transfer check failed" in rec.source and rec.trial in [t.number for t in failed.at("60m")]
+    assert opt.transfer_check_failed(failed) is True
+    assert get_optimizer("bo_mf", seed=0, **FAST).transfer_check_failed(failed) is None
     held = probe_history(land, better)  # it beats the center there: the multi-fidelity search goes on
     assert opt.suggest(held, 1)[0].source != "bo_mf/target_only"
     assert np.all(np.isfinite(opt.score_fidelities(held, C)["1m"]))
     assert "transfer check" not in opt.recommend(held).source
+    assert opt.transfer_check_failed(held) is False
     # a probe still running decides nothing yet
     running = mf_history(land, design_history(land, targets=(0,)).X(), ["1m"] * 6 + ["60m"],
                          pending=[(worse, "60m")], sources=["bo_mf/init"] * 6 + ["bo_mf/init_target"])
