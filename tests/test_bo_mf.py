@@ -209,6 +209,30 @@ def test_the_transfer_check_probes_the_cheap_best_right_after_the_design():
     assert plain.source != "bo_mf/probe" and short.source != "bo_mf/probe"
 
 
+def test_probe_after_lets_the_cheap_search_run_first_and_stay_cheap():
+    land = landscape("multiscale", k=3, seed=0)
+    design = design_history(land, targets=(0,))  # 66 spent: 6 cheap runs, one target run
+    # budget 206 with one last run: 206 - 66 - 60 (probe) - 60 (last run) = 20 cheap runs to guide,
+    # so probe_after=0.5 probes once 10 of them are spent
+    opt = get_optimizer("bo_mf", seed=0, transfer_check=True, probe_after=0.5, n_final=1, compute_budget=206, **FAST)
+    extra = land._space.sample(10, method="sobol", seed=7)
+
+    def after(n):
+        X = [*design.X(), *extra[:n]]
+        sources = [t.proposed_by for t in design.trials] + ["bo_mf/gp"] * n
+        return mf_history(land, X, ["1m"] * 6 + ["60m"] + ["1m"] * n, sources=sources)
+
+    early = after(0)
+    pick = opt.suggest(early, 1)[0]
+    assert pick.fidelity == "1m" and pick.source == "bo_mf/gp"
+    assert np.all(opt.score_fidelities(early, extra)["60m"] == -np.inf)  # no target run before the probe
+    assert opt.suggest(after(9), 1)[0].fidelity == "1m"
+    probe = opt.suggest(after(10), 1)[0]
+    assert (probe.source, probe.fidelity) == ("bo_mf/probe", "60m")
+    with pytest.raises(ConfigError, match="probe_after must be a number in \\[0, 1\\), got 1"):
+        get_optimizer("bo_mf", probe_after=1)
+
+
 def test_a_failed_transfer_check_spends_the_rest_at_the_target_with_a_target_only_model():
     land = landscape("multiscale", k=3, seed=0)
     target = land  # the landscape's true_value is its target scale's

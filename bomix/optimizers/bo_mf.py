@@ -108,6 +108,9 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     after its design, else 1 (see _n_final).
     transfer_check: run one target probe after the design and fall back to bo at the target alone
     when the cheap scale's best does not beat the target design there (see the module docstring).
+    probe_after: the share of the cheap search's compute (beside the design, the probe and the last
+    runs) spent before the probe, in [0, 1): 0 probes the cheap design's best, 0.5 the best the
+    cheap search has found half way.
     inputs: what the kernel sees of the weights, as bo's: "auto" (sqrt(r + 1e-4) from 11 domains
     up, raw below), "raw" or "sqrt"; the task index passes unchanged.
     num_restarts, raw_samples, mc_samples, n_threads: as bo's.
@@ -117,7 +120,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, n_target_init: int = 1,
                  target_share: float = 0.0, compute_budget: float | None = None, n_final: int | str = "auto",
-                 transfer_check: bool = False, inputs: str = "auto",
+                 transfer_check: bool = False, probe_after: float = 0.0, inputs: str = "auto",
                  num_restarts: int = 2, raw_samples: int = 128, mc_samples: int = 64, n_threads: int = 1):
         if n_init is not None and (isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1):
             raise ConfigError(f"bo_mf n_init must be an integer >= 1 or None, got {n_init!r}")
@@ -133,6 +136,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
             raise ConfigError(f"bo_mf n_final must be an integer >= 1 or 'auto', got {n_final!r}")
         if not isinstance(transfer_check, bool):
             raise ConfigError(f"bo_mf transfer_check must be true or false, got {transfer_check!r}")
+        if isinstance(probe_after, bool) or not isinstance(probe_after, (int, float)) or not 0 <= probe_after < 1:
+            raise ConfigError(f"bo_mf probe_after must be a number in [0, 1), got {probe_after!r}")
         if inputs not in ("auto", "raw", "sqrt"):
             raise ConfigError(f"bo_mf inputs must be one of ['auto', 'raw', 'sqrt'], got {inputs!r}")
         for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
@@ -146,6 +151,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         self.compute_budget = compute_budget
         self.n_final = n_final
         self.transfer_check = transfer_check
+        self.probe_after = probe_after
         self.inputs = inputs
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -184,12 +190,24 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         size = self._single().init_size(history.space.k, history.budget)
         return left - size * cheap - (self.n_target_init + 1 + self._n_final(history)) * target >= -1e-9 * target
 
-    def _probe_due(self, history: History) -> bool:
-        """True when the next pick is the probe: the design is done and the target holds only its
-        design runs (the probe is the first target trial after them, whatever proposed it, so a
-        pool search, which renames its picks, keeps the count)."""
+    def _awaiting_probe(self, history: History) -> bool:
+        """True while this campaign's probe has not been picked: the target holds only its design
+        runs (the probe is the first target trial after them, whatever proposed it, so a pool
+        search, which renames its picks, keeps the count). Until then, picks stay cheap."""
         target = history.target_fidelity
         return self._probes(history) and sum(history.fidelity_of(t) == target for t in history.trials) == self.n_target_init
+
+    def _probe_due(self, history: History) -> bool:
+        """True when the next pick is the probe: the design is done, and the cheap search has spent
+        `probe_after` of the compute it has beside the design, the probe and the last runs."""
+        if not self._awaiting_probe(history):
+            return False
+        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
+        size = self._single().init_size(history.space.k, history.budget)
+        design = size * cheap + self.n_target_init * target
+        guided = self._left(dataclasses.replace(history, trials=())) - design \
+            - (1 + self._n_final(history)) * target
+        return history.compute_spent() - design >= self.probe_after * guided - 1e-9 * cheap
 
     def _transfer_failed(self, history: History) -> bool:
         """True once the completed probe's target value is no better than the best target design
@@ -420,7 +438,10 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         base = qLogNoisyExpectedImprovement(
             model, X_baseline=torch.as_tensor(history.X(), dtype=torch.double), sampler=sampler, prune_baseline=True,
             X_pending=torch.as_tensor(np.array(blocked), dtype=torch.double) if blocked else None)
-        chosen = [target] if self._forced(history) else self._keeps_final(history)
+        if self._awaiting_probe(history):  # the probe is the first target run after the design
+            chosen = [self._cheapest(history)]
+        else:
+            chosen = [target] if self._forced(history) else self._keeps_final(history)
         return {f: _CostAware(base, model, names.index(f), names.index(target), math.log(costs[target] / costs[f]))
                 for f in chosen}
 
