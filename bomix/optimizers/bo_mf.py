@@ -62,8 +62,11 @@ For a multi-fidelity study (History.fidelities = {name: relative cost}, one of t
                    scale, it detects the drift and beats the default at 8 target runs of compute,
                    but on the RegMix 1M/60M pool, where the 1M ranking of good runs holds, the
                    cheap design's best loses to the center at 60M in every seed (a false alarm:
-                   the design's runs are far apart), and its regret rises from 0.008 to 0.097 (see
-                   experiments/README.md "Scale transfer: a transfer check").
+                   the design's runs are far apart), and its regret rises from 0.008 to 0.097.
+                   `probe_after` = 0.5 lets half the cheap search run first and probes its best
+                   so far, which asks where the ranking matters and leaves less compute to the
+                   fallback (both measured in experiments/README.md, "Scale transfer: a
+                   transfer check").
     recommend      among the mixtures measured at the target, the one with the best posterior mean
                    there, with that mean and its sd (before any target run: every evaluated
                    mixture, through the task correlation). A cheap-only mixture is never deployed
