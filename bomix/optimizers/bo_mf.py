@@ -217,7 +217,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         run's: the cheap scale's choice does not hold at the target. The probe is the first target
         trial after the target design (where the budget affords no separate probe, the first
         exploiting last run, chosen by the same rule, serves as it); this needs no compute budget,
-        so a finished study's recommendation reads the same check."""
+        so a finished study's recommendation reads the same check. A probe that FAILED (a crashed
+        run) decides nothing: the campaign goes on as without the check."""
         if not self.transfer_check:
             return False
         target = history.target_fidelity
