@@ -92,6 +92,7 @@ from bomix.optimizers import bo_models
 from bomix.optimizers.bo import BayesOpt, _torch_threads
 from bomix.optimizers.pool import with_pending
 from bomix.optimizers.pool_mf import FidelityScorer
+from bomix.trial import TrialState
 
 FIT_MAXITER = 100
 AUTO_GUIDED_PER_DIM = 2  # n_final="auto": a second exploiting run needs 2 (k + 2) guided cheap runs left
@@ -182,35 +183,45 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
                                    fidelities=None, target_fidelity=None, compute_budget=None)
 
     # -- the transfer check -------------------------------------------------------------------
+    def _design_cost(self, history: History) -> float:
+        """The compute of the design: the cheap design's runs and the target design's."""
+        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
+        return self._single().init_size(history.space.k, history.budget) * cheap + self.n_target_init * target
+
+    def _guided_beside_probe(self, history: History) -> float | None:
+        """The compute the whole budget leaves the cheap search beside the design, the probe and
+        the exploiting last runs; None without a compute budget."""
+        whole = self._left(dataclasses.replace(history, trials=()))
+        if whole is None:
+            return None
+        target = history.fidelities[history.target_fidelity]
+        return whole - self._design_cost(history) - (1 + self._n_final(history)) * target
+
     def _probes(self, history: History) -> bool:
         """Whether this campaign runs the transfer probe: transfer_check, a compute budget, and the
         whole budget affords the cheap design, the target design, the probe and the exploiting last
         runs (a pure function of the budget, so the probe is never displaced by a later pick)."""
-        left = self._left(dataclasses.replace(history, trials=()))
-        if not self.transfer_check or left is None:
+        if not self.transfer_check:
             return False
-        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
-        size = self._single().init_size(history.space.k, history.budget)
-        return left - size * cheap - (self.n_target_init + 1 + self._n_final(history)) * target >= -1e-9 * target
+        guided = self._guided_beside_probe(history)
+        return guided is not None and guided >= -1e-9 * history.fidelities[history.target_fidelity]
 
     def _awaiting_probe(self, history: History) -> bool:
         """True while this campaign's probe has not been picked: the target holds only its design
         runs (the probe is the first target trial after them, whatever proposed it, so a pool
         search, which renames its picks, keeps the count). Until then, picks stay cheap."""
         target = history.target_fidelity
-        return self._probes(history) and sum(history.fidelity_of(t) == target for t in history.trials) == self.n_target_init
+        at_target = sum(history.fidelity_of(t) == target for t in history.trials)
+        return self._probes(history) and at_target == self.n_target_init
 
     def _probe_due(self, history: History) -> bool:
         """True when the next pick is the probe: the design is done, and the cheap search has spent
         `probe_after` of the compute it has beside the design, the probe and the last runs."""
         if not self._awaiting_probe(history):
             return False
-        cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
-        size = self._single().init_size(history.space.k, history.budget)
-        design = size * cheap + self.n_target_init * target
-        guided = self._left(dataclasses.replace(history, trials=())) - design \
-            - (1 + self._n_final(history)) * target
-        return history.compute_spent() - design >= self.probe_after * guided - 1e-9 * cheap
+        cheap = history.fidelities[self._cheapest(history)]
+        return history.compute_spent() - self._design_cost(history) \
+            >= self.probe_after * self._guided_beside_probe(history) - 1e-9 * cheap
 
     def _transfer_failed(self, history: History) -> bool:
         """True once the completed probe's target value is no better than the best target design
@@ -225,9 +236,9 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         runs = [t for t in history.trials if history.fidelity_of(t) == target]
         if len(runs) <= self.n_target_init:
             return False
-        probe, design = runs[self.n_target_init], [t for t in runs[:self.n_target_init] if t.losses is not None
-                                                   and t in history.completed]
-        if probe not in history.completed or not design:
+        done = TrialState.COMPLETED
+        probe, design = runs[self.n_target_init], [t for t in runs[:self.n_target_init] if t.state is done]
+        if probe.state is not done or not design:
             return False
         return history.objective(probe.losses) >= min(history.objective(t.losses) for t in design)
 
