@@ -318,9 +318,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
         if left is None:
             return 1
         cheap, target = history.fidelities[self._cheapest(history)], history.fidelities[history.target_fidelity]
-        size = self._single().init_size(history.space.k, history.budget)
         probe = 1 if self.transfer_check else 0
-        guided = (left - size * cheap - (self.n_target_init + probe + 2) * target) / cheap
+        guided = (left - self._design_cost(history) - (probe + 2) * target) / cheap
         return 2 if guided >= AUTO_GUIDED_PER_DIM * (history.space.k + 2) else 1
 
     def _final(self, history: History) -> bool:
