@@ -14,6 +14,10 @@ from machines of different speed can be compared: divide by it.
     python experiments/bench_suggest_time.py                 # default model, every case
     python experiments/bench_suggest_time.py --models auto per_domain scalar lowrank
     python experiments/bench_suggest_time.py --prior-means constant law
+    python experiments/bench_suggest_time.py --params num_restarts=4    # any bo parameter, NAME=VALUE
+
+Each line gives the median of the whole suggestion and of its two parts: the GP fit and the
+acquisition (scoring the raw samples, then SLSQP from the best of them).
 
 Run from the repository root, with nothing else running (times on a busy machine mean little).
 """
@@ -72,26 +76,46 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[None], help="bo models to time (default: bo's default)")
     parser.add_argument("--prior-means", nargs="*", default=["constant"], choices=["constant", "law"])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--params", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="bo parameters for every call, e.g. num_restarts=2 (values read as Python literals)")
     args = parser.parse_args()
+    params = dict(_param(p) for p in args.params)
     print(f"reference: 1024x1024 float64 matmul, one thread: {matmul_reference() * 1e3:.1f} ms")
     for case in args.cases:
         history = history_for(case)
         target = CASES[case][2]
         for model, prior_mean in [(m, p) for p in args.prior_means for m in args.models]:
-            times = []
+            times, fits = [], []
             for _ in range(CALLS):
                 # a new optimizer per call: bo reuses the fit of an unchanged history, which a
                 # campaign never has (each suggestion follows a new trial), so that would flatter it
                 opt = bomix.get_optimizer("bo", seed=0, prior_mean=prior_mean,
-                                          **({} if model is None else {"model": model}))
+                                          **({} if model is None else {"model": model}), **params)
                 start = time.perf_counter()
+                opt._fit(history)  # the fit suggest would do first (suggest reuses it: same history)
+                fitted = time.perf_counter()
                 opt.suggest(history, 1)
                 times.append(time.perf_counter() - start)
+                fits.append(fitted - start)
             med = float(np.median(times))
+            extra = "".join(f" {k}={v}" for k, v in params.items())
             print(f"{case:<9} k={history.space.k:<3} m={len(history.completed[0].losses):<4} "
-                  f"n={len(history.completed):<4} bo model={model or 'default':<10} prior_mean={prior_mean:<8} suggest median {med:6.2f} s "
-                  f"(min {min(times):.2f}, max {max(times):.2f})  target <= {target} s: "
+                  f"n={len(history.completed):<4} bo model={model or 'default':<10} prior_mean={prior_mean:<8}{extra} "
+                  f"suggest median {med:6.2f} s (fit {np.median(fits):.2f}, acquisition "
+                  f"{np.median(np.subtract(times, fits)):.2f}; min {min(times):.2f}, max {max(times):.2f})  target <= {target} s: "
                   f"{'met' if med <= target else f'MISSED by {med - target:.2f} s'}", flush=True)
+
+
+def _param(text: str) -> tuple:
+    import ast
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--params takes NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 if __name__ == "__main__":

@@ -148,6 +148,24 @@ def test_bad_parameters_are_refused():
         BayesOpt(model="multitask")
     with pytest.raises(bomix.errors.ConfigError, match="n_init must be an integer"):
         BayesOpt(n_init=0)
+    with pytest.raises(bomix.errors.ConfigError, match="num_restarts must be an integer >= 1 or None, got 0"):
+        BayesOpt(num_restarts=0)
+
+
+@pytest.mark.parametrize("k, default", [(5, 2), (8, 2), (9, 4), (17, 4)])
+def test_acquisition_restarts_by_number_of_domains(k, default, monkeypatch):
+    import botorch.optim
+
+    starts = []
+    real = botorch.optim.optimize_acqf
+    monkeypatch.setattr(botorch.optim, "optimize_acqf",
+                        lambda *a, **kw: starts.append(len(kw["batch_initial_conditions"])) or real(*a, **kw))
+    space = bomix.MixtureSpace([f"d{i}" for i in range(k)])
+    h = history_from(space, space.sample(6, method="sobol", seed=1), lambda x: {"d0": 1.0 + float(x @ x)})
+    fast = dict(n_init=4, raw_samples=32, mc_samples=8)
+    BayesOpt(seed=0, **fast).suggest(h, 1)
+    BayesOpt(seed=0, num_restarts=3, **fast).suggest(h, 1)
+    assert starts == [default, 3]  # the default by k (bo.RESTARTS), an explicit count as given
 
 
 def test_study_with_bo_replicates_the_top_mixtures(tmp_path, seedlike):

@@ -26,7 +26,8 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
                      FAILED ones, so a mixture that failed is not proposed again and again
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
                      as pending
-    optimisation     SLSQP from the best of `raw_samples` Sobol mixtures (no hit-and-run sampler)
+    optimisation     SLSQP from the best of `raw_samples` Sobol mixtures (no hit-and-run sampler):
+                     2 of them up to 8 domains, 4 beyond (RESTARTS)
     scoring          `score(history, X)`: the acquisition value of each candidate, pending
                      trials included; a pool search (bomix.optimizers.pool) ranks logged runs by it
 
@@ -55,6 +56,9 @@ SCORE_BATCH = 256  # candidates scored per acquisition call
 INIT_MAX = 10     # the initial design stops growing with k here: a GP learns from 10 points at k = 64
 INIT_SHARE = 0.25  # ... and takes at most this share of the campaign's budget (a quarter, not the
                    # DESIGN_SHARE half the harness allows), so bo models most of its trials
+RESTARTS = ((8, 2), (None, 4))  # (up to k domains, SLSQP restarts): at k = 5 two restarts deploy what four
+                                # did (seedlike, 50 seeds paired: -0.0003, p = 0.47; experiments/README.md)
+                                # in 0.6x the campaign's time; larger k keeps the four it was measured with
 FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
                    # k=5, n=64 (same value as with no limit), at half the time
 
@@ -100,7 +104,9 @@ class BayesOpt(Optimizer):
         first-order OrthogonalAdditiveKernel: the modelled output is a sum of one-weight terms, the
         form of BiMix's per-domain laws; bo_models.covar_module).
     log_losses: model log(loss) per loss (not "scalar"): losses blow up as a weight -> 0.
-    num_restarts, raw_samples, mc_samples: acquisition optimisation and MC settings.
+    num_restarts: SLSQP restarts of each acquisition optimisation; None: RESTARTS (2 up to 8
+        domains, 4 beyond).
+    raw_samples, mc_samples: acquisition start points scored, and MC samples.
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
         (best posterior mean anywhere in the space).
     n_threads: torch threads while suggesting.
@@ -110,7 +116,7 @@ class BayesOpt(Optimizer):
 
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
                  prior_mean: str = "constant", inputs: str = "auto", kernel: str = "rbf", log_losses: bool = True,
-                 num_restarts: int = 4, raw_samples: int = 256, mc_samples: int = 64,
+                 num_restarts: int | None = None, raw_samples: int = 256, mc_samples: int = 64,
                  recommend_over: str = "evaluated", n_threads: int = 1):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
@@ -126,8 +132,9 @@ class BayesOpt(Optimizer):
             raise ConfigError(f"bo center must be true or false, got {center!r}")
         if n_init is not None and (not isinstance(n_init, int) or n_init < 1):
             raise ConfigError(f"bo n_init must be an integer >= 1 or None, got {n_init!r}")
-        for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
-                        ("n_threads", n_threads)):
+        if num_restarts is not None and (not isinstance(num_restarts, int) or num_restarts < 1):
+            raise ConfigError(f"bo num_restarts must be an integer >= 1 or None, got {num_restarts!r}")
+        for what, v in (("raw_samples", raw_samples), ("mc_samples", mc_samples), ("n_threads", n_threads)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"bo {what} must be an integer >= 1, got {v!r}")
         self.seed = seed
@@ -183,6 +190,12 @@ class BayesOpt(Optimizer):
                 proposals += self._acquire(history, need, pending)
         return proposals
 
+    def restarts(self, k: int) -> int:
+        """SLSQP restarts of each acquisition optimisation at k domains."""
+        if self.num_restarts is not None:
+            return self.num_restarts
+        return next(n for limit, n in RESTARTS if limit is None or k <= limit)
+
     def _design_left(self, history: History) -> int:
         return max(0, self.init_size(history.space.k, history.budget) - len(history.trials))
 
@@ -222,7 +235,7 @@ class BayesOpt(Optimizer):
                                   dtype=torch.double).unsqueeze(1)
             with torch.no_grad():
                 values = acqf(raw)
-            ics, _ = initialize_q_batch(raw, values, n=min(self.num_restarts, self.raw_samples))
+            ics, _ = initialize_q_batch(raw, values, n=min(self.restarts(space.k), self.raw_samples))
             try:
                 x, value = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
                                          equality_constraints=eq, options={"maxiter": 200, "batch_limit": 1})
@@ -382,7 +395,7 @@ class BayesOpt(Optimizer):
             model, objective = self._fit(history)
             sampler = SobolQMCNormalSampler(sample_shape=torch.Size([256]), seed=self.seed)
             acqf = qSimpleRegret(model, sampler=sampler, objective=objective)
-            ics = torch.as_tensor(space.sample(self.num_restarts, method="sobol", seed=self.seed),
+            ics = torch.as_tensor(space.sample(self.restarts(space.k), method="sobol", seed=self.seed),
                                   dtype=torch.double).unsqueeze(1)
             bounds, eq = _box_and_simplex(space)
             x, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=len(ics), batch_initial_conditions=ics,
