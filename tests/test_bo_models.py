@@ -232,19 +232,23 @@ def test_additive_kernel_models_a_sum_of_one_weight_terms(model, caplog):
     fitted, _ = BayesOpt(seed=0, model=model, kernel="additive", **FAST)._fit(history(space, X, L, ["a", "b"]))
     assert "fit failed" not in caplog.text  # batched per output, the kernel was not PSD and the fit failed
     assert type(fitted.covar_module).__name__ == "OrthogonalAdditiveKernel"
-    base = X[0].copy()
-    corners = []
-    for di in (0.0, 0.3):
-        for dj in (0.0, 0.3):
-            x = base.copy()
-            x[0] += di
-            x[1] += dj
-            corners.append(x)
+    base, k = X[0].copy(), space.k
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    corners = []  # for each pair of weights (i, j): base, +0.3 on j, +0.3 on i, +0.3 on both
+    for i, j in pairs:
+        for di in (0.0, 0.3):
+            for dj in (0.0, 0.3):
+                x = base.copy()
+                x[i] += di
+                x[j] += dj
+                corners.append(x)
     with torch.no_grad():
-        mean = fitted.posterior(torch.as_tensor(np.array(corners))).mean.numpy()
-    mixed = mean[3] - mean[2] - mean[1] + mean[0]
+        mean = fitted.posterior(torch.as_tensor(np.array(corners))).mean.numpy().reshape(len(pairs), 4, -1)
+    mixed = mean[:, 3] - mean[:, 2] - mean[:, 1] + mean[:, 0]
     assert np.abs(mixed).max() < 1e-6, mixed
-    assert np.abs(mean[2] - mean[0]).max() > 1e-3  # ... and the weights matter
+    # ... and the weights matter (which ones depends on the fit: one of this fit's eight terms is
+    # nearly flat, so no single weight is checked)
+    assert np.abs(mean[:, 2] - mean[:, 0]).max() > 1e-2
 
 
 def test_additive_kernel_predicts_an_additive_loss_better():
