@@ -51,13 +51,13 @@ def suggest_with(lever: str | None, h, seed: int) -> tuple[np.ndarray, float, fl
     import bomix.optimizers.bo as bo_module
 
     name, _, value = (lever or "").partition("=")
-    params, fit_options = {}, {"maxiter": bo_module.FIT_MAXITER}
+    params, fit_options = {}, {}
     if name == "restarts":
         params["num_restarts"] = int(value)
     elif name == "mc":
         params["mc_samples"] = int(value)
     elif name == "fit_iter":
-        fit_options["maxiter"] = int(value)
+        params["fit_maxiter"] = int(value)
     elif name == "fit_ftol":
         fit_options["factr"] = float(value) / np.finfo(float).eps  # scipy's L-BFGS-B: ftol = factr * eps
     elif name:
@@ -65,7 +65,7 @@ def suggest_with(lever: str | None, h, seed: int) -> tuple[np.ndarray, float, fl
     real = botorch.fit.fit_gpytorch_mll
 
     def fit(mll, **kw):
-        kw["optimizer_kwargs"] = {"options": fit_options}
+        kw["optimizer_kwargs"]["options"].update(fit_options)
         return real(mll, **kw)
 
     botorch.fit.fit_gpytorch_mll = fit  # bo imports it at each fit

@@ -168,6 +168,22 @@ def test_acquisition_restarts_by_number_of_domains(k, default, monkeypatch):
     assert starts == [default, 3]  # the default by k (bo.RESTARTS), an explicit count as given
 
 
+def test_fit_maxiter_reaches_the_gp_fit(seedlike, monkeypatch):
+    import botorch.fit
+
+    seen = []
+    real = botorch.fit.fit_gpytorch_mll
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll",
+                        lambda *a, **kw: seen.append(kw["optimizer_kwargs"]["options"]["maxiter"]) or real(*a, **kw))
+    space = bomix.MixtureSpace(seedlike.domains)
+    h = history_from(space, space.sample(8, method="sobol", seed=2), seedlike.true_losses)
+    BayesOpt(seed=0, **FAST)._fit(h)
+    BayesOpt(seed=0, fit_maxiter=7, **FAST)._fit(h)
+    assert seen == [100, 7]
+    with pytest.raises(bomix.errors.ConfigError, match="fit_maxiter must be an integer >= 1, got 0"):
+        BayesOpt(fit_maxiter=0)
+
+
 def test_study_with_bo_replicates_the_top_mixtures(tmp_path, seedlike):
     space = bomix.MixtureSpace(seedlike.domains)
     study = bomix.create_study(tmp_path / "s", space=space, optimizer=BayesOpt(seed=0, **FAST))

@@ -107,6 +107,8 @@ class BayesOpt(Optimizer):
     num_restarts: SLSQP restarts of each acquisition optimisation; None: RESTARTS (2 up to 8
         domains, 4 beyond).
     raw_samples, mc_samples: acquisition start points scored, and MC samples.
+    fit_maxiter: L-BFGS iterations of each GP fit (FIT_MAXITER); fewer are faster and move the
+        proposals (experiments/suggest_levers.py).
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
         (best posterior mean anywhere in the space).
     n_threads: torch threads while suggesting.
@@ -117,7 +119,7 @@ class BayesOpt(Optimizer):
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
                  prior_mean: str = "constant", inputs: str = "auto", kernel: str = "rbf", log_losses: bool = True,
                  num_restarts: int | None = None, raw_samples: int = 256, mc_samples: int = 64,
-                 recommend_over: str = "evaluated", n_threads: int = 1):
+                 recommend_over: str = "evaluated", n_threads: int = 1, fit_maxiter: int = FIT_MAXITER):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if prior_mean not in PRIOR_MEANS:
@@ -134,7 +136,8 @@ class BayesOpt(Optimizer):
             raise ConfigError(f"bo n_init must be an integer >= 1 or None, got {n_init!r}")
         if num_restarts is not None and (not isinstance(num_restarts, int) or num_restarts < 1):
             raise ConfigError(f"bo num_restarts must be an integer >= 1 or None, got {num_restarts!r}")
-        for what, v in (("raw_samples", raw_samples), ("mc_samples", mc_samples), ("n_threads", n_threads)):
+        for what, v in (("raw_samples", raw_samples), ("mc_samples", mc_samples), ("n_threads", n_threads),
+                        ("fit_maxiter", fit_maxiter)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"bo {what} must be an integer >= 1, got {v!r}")
         self.seed = seed
@@ -150,6 +153,7 @@ class BayesOpt(Optimizer):
         self.mc_samples = mc_samples
         self.recommend_over = recommend_over
         self.n_threads = n_threads
+        self.fit_maxiter = fit_maxiter
         self._fitted: tuple | None = None  # (what the fit read, (model, objective)): the last fit, reused
 
     # -- suggestions --------------------------------------------------------------------------
@@ -311,7 +315,7 @@ class BayesOpt(Optimizer):
         shared = (inputs == "warp" or self.kernel == "additive") and Yt.shape[-1] > 1  # shared parameters
         try:
             fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
-                             optimizer_kwargs={"options": {"maxiter": FIT_MAXITER}})
+                             optimizer_kwargs={"options": {"maxiter": self.fit_maxiter}})
         except Exception as e:  # keep the prior-initialised hyperparameters
             log.warning("bo: GP fit failed (%s); using default hyperparameters", e)
         if kind == "scalar":
