@@ -54,13 +54,18 @@ def matmul_reference() -> float:
 
 
 def history_for(case: str):
+    land, n, _ = CASES[case]
+    return random_history(land, n, seed=1)
+
+
+def random_history(land: dict, n: int, seed: int):
+    """n completed trials: random mixtures (seeded) evaluated on the landscape `land` with noise sd 0.017."""
     import bomix
     from bomix.evaluators import get_evaluator
 
-    land, n, _ = CASES[case]
     ev = get_evaluator("landscape", noise_sd=0.017, seed=0, **land)
     space = bomix.MixtureSpace(ev.domains)
-    X = space.sample(n, method="random", seed=1)
+    X = space.sample(n, method="random", seed=seed)
     trials = tuple(bomix.Trial(i, space.to_mixture(x), state=bomix.TrialState.COMPLETED, proposed_by="bo/init",
                                losses=ev.evaluate(x, bomix.TrialContext(i, i)).losses) for i, x in enumerate(X))
     return bomix.History(space, bomix.Objective("mean"), trials, budget=n + 1)
@@ -77,9 +82,9 @@ def main() -> None:
     parser.add_argument("--prior-means", nargs="*", default=["constant"], choices=["constant", "law"])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--params", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="bo parameters for every call, e.g. num_restarts=2 (values read as Python literals)")
+                        help="bo parameters for every call, e.g. num_restarts=2 (values read as TOML)")
     args = parser.parse_args()
-    params = dict(_param(p) for p in args.params)
+    params = dict(_param(p) for p in args.params)  # NAME=VALUE, values read as TOML (as --set reads them)
     print(f"reference: 1024x1024 float64 matmul, one thread: {matmul_reference() * 1e3:.1f} ms")
     for case in args.cases:
         history = history_for(case)
@@ -107,15 +112,14 @@ def main() -> None:
 
 
 def _param(text: str) -> tuple:
-    import ast
+    from bomix.config import parse_override
+    from bomix.errors import ConfigError
 
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"--params takes NAME=VALUE, got {text!r}")
     try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
+        keys, value = parse_override(text)
+    except ConfigError:
+        raise SystemExit(f"--params takes NAME=VALUE (e.g. num_restarts=4), got {text!r}") from None
+    return ".".join(keys), value
 
 
 if __name__ == "__main__":

@@ -33,15 +33,9 @@ SEEDS = 5
 
 
 def history(seed: int, n: int):
-    import bomix
-    from bomix.evaluators import get_evaluator
+    from bench_suggest_time import random_history  # experiments/, beside this script
 
-    ev = get_evaluator("landscape", name="seedlike", noise_sd=0.017, seed=0)
-    space = bomix.MixtureSpace(ev.domains)
-    X = space.sample(n, method="random", seed=100 + seed)
-    trials = tuple(bomix.Trial(i, space.to_mixture(x), state=bomix.TrialState.COMPLETED, proposed_by="bo/init",
-                               losses=ev.evaluate(x, bomix.TrialContext(i, i)).losses) for i, x in enumerate(X))
-    return bomix.History(space, bomix.Objective("mean"), trials, budget=n + 1)
+    return random_history({"name": "seedlike"}, n, seed=100 + seed)
 
 
 def suggest_with(lever: str | None, h, seed: int) -> tuple[np.ndarray, float, float]:
