@@ -20,6 +20,9 @@ seeded order in which mixtures containing a zero make up `zero_fraction` of ever
 once the grid is used up, Sobol points. When the grid holds fewer than budget - 1 mixtures (small
 k) delta is halved, at most MAX_HALVINGS times.
 
+The nested scaling laws' size law (paper section 4.1), L(N) = E + (N0 / N)^a with a shared exponent,
+is `fit_size_law`; experiments/bench_multifidelity.py's `nested_law` arm runs the nested recipe.
+
 Reductions from the authors' protocol, for a fit that runs after every trial of a benchmark:
   * Explicit fit: the authors refine all 6,000 starts (10 log c x 20 log k x 30 draws of t) with
     L-BFGS. Here every start is scored by its initial Huber loss (one vectorised pass), the best
@@ -34,6 +37,7 @@ Reductions from the authors' protocol, for a fit that runs after every trial of 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,6 +60,11 @@ LOG_C_POINTS, LOG_C_SPAN = 10, 3.5  # authors: log c in linspace(-2, 1.5, 10)
 LOG_K_GRID = np.linspace(-10.0, 1.0, 20)
 T_DRAWS = 30  # draws of t per (log c, log k) cell: own t_ii ~ -U(0, 1), others t_ij ~ U(0, 0.1)
 DEFAULT_RESTARTS = {"explicit": 12, "implicit": 3}
+
+# Size law of the nested scaling laws (authors: pipeline/utils.py, power_law; see fit_size_law)
+HUBER_SIZE = 0.08
+SIZE_A_GRID = np.linspace(0.05, 2.0, 40)  # the shared exponent a's grid (the authors start at 0.3 to 0.8)
+SIZE_IRLS_STEPS = 50  # reweighting steps of each curve's Huber line
 
 # Implicit fit (authors: pipeline/mixlaw.py, MLPEstimator)
 HUBER_IMPLICIT = 0.03
@@ -345,6 +354,66 @@ def fit_exponential(X: np.ndarray, y: np.ndarray, own: int | None, rng: np.rando
     if best_theta is None:
         raise LawFitError("the explicit law fit diverged from every start")
     return best_theta
+
+
+@dataclass
+class SizeLaw:
+    """Fitted model-size laws L_c(N) = E_c + B_c N^-a, one curve c per (mixture, loss), `a` shared."""
+
+    E: np.ndarray  # (c,)
+    B: np.ndarray  # (c,) >= 0: B_c = N0_c^a in the authors' L = E + (N0 / N)^a
+    a: float
+
+    def predict(self, N: float) -> np.ndarray:
+        """(c,) each curve's loss at model size (or relative cost) N."""
+        return self.E + self.B * float(N) ** -self.a
+
+
+def fit_size_law(N, L) -> SizeLaw:
+    """Data Mixing Laws' size law (paper section 4.1, Algorithm 1; baseline-methods.md 3(e)):
+    L(N) = E + (N0 / N)^a per curve, the exponent a tied across every mixture and loss, Huber
+    loss with delta HUBER_SIZE. N: (s,) the proxy sizes (any unit, e.g. relative compute); L: (c, s)
+    one curve per row, its losses at those sizes. Needs s >= 3 distinct sizes: with two, every
+    curve fits exactly whatever a is, and the extrapolation is arbitrary.
+
+    The authors start L-BFGS from a grid of (log N0, a). Here the fit is profiled over a: for a
+    given a, each curve is linear in (E, B = N0^a) and its Huber fit (B >= 0) is found by
+    iteratively reweighted least squares; the a with the least total Huber loss on SIZE_A_GRID is
+    refined by a bounded scalar search between its grid neighbours."""
+    from scipy.optimize import minimize_scalar
+
+    N, L = np.asarray(N, dtype=float), np.atleast_2d(np.asarray(L, dtype=float))
+    if N.ndim != 1 or len(np.unique(N)) < 3 or (N <= 0).any():
+        raise LawFitError(f"the size law needs at least 3 distinct positive sizes, got {N.tolist()}")
+    if L.shape[1] != len(N) or not np.isfinite(L).all():
+        raise LawFitError(f"the size law needs finite losses of shape (curves, {len(N)}), got {L.shape}")
+
+    def curves(a):  # ((c,) E, (c,) B, total Huber loss) of every curve's Huber line in x = N^-a
+        x = N ** -a
+        w = np.ones_like(L)
+        for _ in range(SIZE_IRLS_STEPS):
+            sw = w.sum(1)
+            mx, my = (w * x).sum(1) / sw, (w * L).sum(1) / sw
+            dx = x - mx[:, None]
+            B = np.maximum(0.0, (w * dx * (L - my[:, None])).sum(1) / (w * dx * dx).sum(1))
+            E = my - B * mx
+            r = np.abs(E[:, None] + B[:, None] * x - L)
+            w_new = np.where(r <= HUBER_SIZE, 1.0, HUBER_SIZE / np.maximum(r, 1e-300))
+            if np.allclose(w_new, w):
+                break
+            w = w_new
+        return E, B, float(_huber(r, HUBER_SIZE).sum())
+
+    grid = SIZE_A_GRID
+    best = int(np.argmin([curves(a)[2] for a in grid]))
+    lo = grid[best - 1] if best > 0 else grid[0] / 10
+    hi = grid[best + 1] if best + 1 < len(grid) else grid[-1] * 2
+    a = float(minimize_scalar(lambda a: curves(a)[2], bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-6}).x)
+    if curves(grid[best])[2] < curves(a)[2]:
+        a = float(grid[best])
+    E, B, _ = curves(a)
+    return SizeLaw(E, B, a)
 
 
 def _huber(r: np.ndarray, delta: float) -> np.ndarray:

@@ -19,6 +19,11 @@ stops before the trial that would overspend it.
                  target, one run
     olmix_small  (c) olmix's recipe: its one-shot protocol (a swarm, fitted log-linear laws, the
                  proposer's optimum) at the cheap scale, its recommendation transferred
+    nested_law   Data Mixing Laws' nested scaling laws (their Algorithm 1, without the step law):
+                 the mixing law's design run at each of --nested-sizes (relative costs below the
+                 target's), one size law per (mixture, loss) with a shared exponent extrapolates
+                 each to the target, the mixing law is fitted to those predictions and its optimum
+                 deployed. Multiscale only: the size law needs three sizes, RegMix logs two.
 
 The single-scale arms run study.optimize(evaluator, n_trials) with the n_trials their compute
 buys (floor(budget / cost of their scale)), so each method's design is sized by its budget as in
@@ -53,18 +58,27 @@ from bomix.evaluators.landscapes import landscape  # noqa: E402
 from bomix.evaluators.replay import ReplayEvaluator  # noqa: E402
 from bomix.evaluators.replay_scales import ReplayScales, regmix_scales  # noqa: E402
 
-METHODS = ("bo_mf", "bo_small", "bo_target", "regmix_small", "olmix_small", "uniform")
+METHODS = ("bo_mf", "bo_small", "bo_target", "regmix_small", "olmix_small", "uniform", "nested_law")
+NESTED_SIZES = (1.0, 2.0, 4.0)  # nested_law's proxy sizes, relative cost (the target's: --ratio)
 FAST_BO = {"raw_samples": 64, "num_restarts": 2}
 
 
 class Problem:
     """Both scales of one problem: evaluators, the target truth, costs."""
 
-    def __init__(self, name: str, seed: int, ratio: float, objective: str, data: str):
+    def __init__(self, name: str, seed: int, ratio: float, objective: str, data: str,
+                 nested_sizes=NESTED_SIZES):
         self.objective = objective
+        self.nested = None  # nested_law's landscape: the same laws at small and big, and its sizes between
         if name == "multiscale":
             params = dict(k=5, seed=seed, noise_sd=0.01, scales={"small": 1.0, "big": ratio}, objective=objective)
             self.mf = landscape("multiscale", **params)
+            if any(not 1.0 <= size < ratio for size in nested_sizes):
+                raise SystemExit(f"--nested-sizes must lie in [1, ratio = {ratio:g}), got {list(nested_sizes)}")
+            # a scale's law depends only on where its cost sits between the cheapest (1) and the target's,
+            # so adding sizes between them leaves the small and big scales' laws as they are
+            self.nested_scales = {("small" if size == 1.0 else f"n{size:g}"): size for size in nested_sizes}
+            self.nested = landscape("multiscale", **{**params, "scales": {**params["scales"], **self.nested_scales}})
             # the single-scale arms see one scale as an ordinary single-fidelity landscape
             self.small, self.big = (landscape("multiscale", scale=s, fixed=True, **params) for s in ("small", "big"))
             self.space, self.pool = bomix.MixtureSpace(self.mf.domains), None
@@ -96,6 +110,8 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
     if method == "uniform":  # no search: its regret is the uniform mixture's (pool: the nearest run's)
         return {"method": method, "seed": seed, "trials": 1, "compute": 1.0,
                 "regret": problem.truth(problem.space.to_mixture(problem.space.center)) - problem.best}
+    if method == "nested_law":
+        return _nested_law(problem, seed, budget)
     if method == "bo_mf":  # the compute budget reaches bo_mf through the study, as in a user's campaign
         opt = bomix.get_optimizer("bo_mf", seed=seed, **{**FAST_BO, **(mf_params or {})})
         study = bomix.create_study(workdir / method, optimizer=opt, pool=problem.pool,
@@ -129,8 +145,44 @@ def _bench(problem: Problem, method: str, seed: int, budget_runs: float, workdir
     return row
 
 
+def _nested_law(problem: Problem, seed: int, budget: float) -> dict:
+    """Data Mixing Laws' nested recipe at this compute: the mixing law's one-shot design, each
+    mixture run at every nested size, size laws to the target, the mixing law on their predictions."""
+    from baselines.mixing_laws import MIN_FIT, MixingLaws, fit_size_law
+
+    if problem.nested is None:
+        raise SystemExit("nested_law runs on --problem multiscale only: its size law needs three proxy sizes, "
+                         "the RegMix pool logs two (1M and 60M)")
+    space, ev, names = problem.space, problem.nested, list(problem.nested_scales)
+    sizes = np.array(list(problem.nested_scales.values()))
+    n = int(budget / sizes.sum() + 1e-9)  # mixtures the compute buys, each run at every size
+    if n < MIN_FIT:
+        raise SystemExit(f"nested_law: a compute of {budget:g} buys {n} mixture(s) run at every size of "
+                         f"{sizes.tolist()}; the mixing law needs at least {MIN_FIT} (smaller --nested-sizes, or more --budget)")
+    law = MixingLaws(seed=seed, protocol="one_shot", budget=n + 1)
+    X = law.design(space, n)
+    losses = np.array([[list(ev.evaluate(space.to_mixture(x), bomix.TrialContext(
+        i * len(names) + j, seed * 100_000 + i * len(names) + j, fidelity=name)).losses.values())
+        for j, name in enumerate(names)] for i, x in enumerate(X)])  # (n, sizes, losses)
+    m = losses.shape[2]
+    size_law = fit_size_law(sizes, losses.transpose(0, 2, 1).reshape(n * m, len(sizes)))
+    predicted = size_law.predict(problem.costs[problem.target]).reshape(n, m)
+    trials = tuple(bomix.Trial(i, space.to_mixture(x), state=bomix.TrialState.COMPLETED, proposed_by="mixing_laws/design",
+                               losses=dict(zip(ev.loss_names, predicted[i].tolist()))) for i, x in enumerate(X))
+    fitted = law.fit(bomix.History(space, bomix.Objective(problem.objective), trials, budget=n + 1))
+    x = space.project(fitted.optimum)
+    return {"method": "nested_law", "seed": seed, "trials": n * len(names),
+            "compute": n * sizes.sum() / problem.costs[problem.target],
+            "regret": problem.truth(space.to_mixture(x)) - problem.best, "size_exponent": size_law.a,
+            "nested_sizes": sizes.tolist()}
+
+
 def _label(row: dict) -> str:
-    """A row's method, with its non-default bo_mf arguments: bo_mf[n_final=2]."""
+    """A row's method, with its non-default bo_mf arguments (bo_mf[n_final=2]) or nested_law's sizes
+    when they are not NESTED_SIZES (nested_law[sizes=1,1.5,2.25])."""
+    if row["method"] == "nested_law":
+        sizes = tuple(row.get("nested_sizes", NESTED_SIZES))
+        return "nested_law" + ("" if sizes == NESTED_SIZES else f"[sizes={','.join(f'{v:g}' for v in sizes)}]")
     params = row.get("mf_params") or {}
     return row["method"] + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]" if params else "")
 
@@ -178,6 +230,8 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "regmix-1m-60m"))
     ap.add_argument("--out", default="", help="append one JSON line per (method, seed) here")
+    ap.add_argument("--nested-sizes", default=",".join(f"{s:g}" for s in NESTED_SIZES),
+                    help="nested_law: its proxy sizes, relative costs in [1, --ratio), comma-separated (3 or more)")
     ap.add_argument("--mf-params", default="{}",
                     help='bo_mf constructor arguments as JSON, e.g. \'{"n_target_init": 3}\'')
     ap.add_argument("--against", default="bo_mf", help="the method the paired tests compare with the others")
@@ -199,9 +253,16 @@ def main(argv=None) -> None:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"--methods must be among {list(METHODS)}, got {unknown}")
+    try:
+        nested_sizes = tuple(float(size) for size in args.nested_sizes.split(","))
+    except ValueError:
+        raise SystemExit(f"--nested-sizes must be comma-separated numbers, got {args.nested_sizes!r}") from None
+    if len(set(nested_sizes)) < 3:
+        raise SystemExit(f"--nested-sizes must name at least 3 distinct sizes (the size law has a shared exponent "
+                         f"and two parameters per curve), got {args.nested_sizes!r}")
     rows = []
     for seed in range(args.start, args.start + args.seeds):
-        problem = Problem(args.problem, seed, args.ratio, args.objective, args.data)
+        problem = Problem(args.problem, seed, args.ratio, args.objective, args.data, nested_sizes)
         with tempfile.TemporaryDirectory() as tmp:
             for method in methods:
                 row = {"problem": args.problem, "budget": args.budget, "mf_params": mf_params,

@@ -167,6 +167,20 @@ def test_multiscale_evaluates_at_the_trial_fidelity_and_reports_its_cost():
     assert np.allclose(rebuilt.true_loss_matrix(x), land.true_loss_matrix(x))
 
 
+
+def test_scales_added_between_the_cheapest_and_the_costliest_leave_their_laws_unchanged():
+    # what the nested-law arm of experiments/bench_multifidelity.py relies on to run proxies at
+    # intermediate sizes of the same landscape the other arms search
+    two = landscape("multiscale", k=4, seed=3, scales={"small": 1, "big": 10})
+    four = landscape("multiscale", k=4, seed=3, scales={"small": 1, "n2": 2, "n4": 4, "big": 10})
+    X = two._space.sample(20, method="random", seed=0)
+    for name in ("small", "big"):
+        assert np.array_equal(two.loss_matrix_at(X, name), four.loss_matrix_at(X, name))
+    assert four.target_fidelity == "big" and four.optimal_value == pytest.approx(two.optimal_value)
+    between = four.loss_matrix_at(X, "n2")
+    assert (four.loss_matrix_at(X, "big") < between).mean() > 0.9 and (between < two.loss_matrix_at(X, "small")).mean() > 0.9
+
+
 # -- replay at several scales ---------------------------------------------------------------------
 def toy_scales(n=12, seed=0, shuffle_big=False, small_level=4.0):
     rng = np.random.default_rng(seed)

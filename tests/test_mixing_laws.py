@@ -226,3 +226,25 @@ def test_params_are_stored_unchanged():
               "variant": "implicit", "optimum": "grid", "delta": 1 / 32, "zero_fraction": 0.5, "n_restarts": 2,
               "n_latent": 10}
     assert bomix.get_optimizer("mixing_laws", **params).get_params() == params
+
+
+# -- the size law of the nested scaling laws ---------------------------------------------------------
+def test_size_law_recovers_a_shared_exponent_and_extrapolates_to_a_larger_size():
+    rng = np.random.default_rng(0)
+    N = np.array([1.0, 2.0, 4.0])
+    E, B, a = rng.uniform(2, 3, 30), rng.uniform(0.3, 1.0, 30), 0.437  # a between the grid's points
+    law = mixing_laws.fit_size_law(N, E[:, None] + B[:, None] * N ** -a)
+    assert law.a == pytest.approx(a, abs=1e-4)
+    assert np.allclose(law.predict(10.0), E + B * 10.0 ** -a, atol=1e-4)
+    # Huber: one far-off point (2 nats) among 120 moves the shared exponent a little (to 0.405);
+    # least squares would take it to the lower bound (0.005)
+    L = E[:, None] + B[:, None] * np.r_[N, 8.0] ** -a
+    L[0, 1] += 2.0
+    assert mixing_laws.fit_size_law(np.r_[N, 8.0], L).a == pytest.approx(a, abs=0.05)
+
+
+def test_size_law_needs_three_sizes():
+    with pytest.raises(LawFitError, match=r"at least 3 distinct positive sizes, got \[1.0, 2.0, 2.0\]"):
+        mixing_laws.fit_size_law([1.0, 2.0, 2.0], np.ones((4, 3)))
+    with pytest.raises(LawFitError, match=r"shape \(curves, 3\), got \(4, 2\)"):
+        mixing_laws.fit_size_law([1.0, 2.0, 4.0], np.ones((4, 2)))
