@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-LEVERS = ["restarts=4", "restarts=2", "mc=32", "fit_iter=50", "fit_ftol=1e-6", "fit_ftol=1e-7"]
+LEVERS = ["restarts=4", "restarts=2", "mc=32", "fit_iter=100", "fit_iter=50", "fit_ftol=1e-6", "fit_ftol=1e-7"]
 SIZES = (12, 24, 48, 64)
 SEEDS = 5
 

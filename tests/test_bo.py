@@ -179,8 +179,13 @@ def test_fit_maxiter_reaches_the_gp_fit(seedlike, monkeypatch):
     h = history_from(space, space.sample(8, method="sobol", seed=2), seedlike.true_losses)
     BayesOpt(seed=0, **FAST)._fit(h)
     BayesOpt(seed=0, fit_maxiter=7, **FAST)._fit(h)
-    assert seen == [100, 7]
-    with pytest.raises(bomix.errors.ConfigError, match="fit_maxiter must be an integer >= 1, got 0"):
+    wide = bomix.MixtureSpace([f"d{i}" for i in range(9)])
+    BayesOpt(seed=0, **FAST)._fit(history_from(wide, wide.sample(8, method="sobol", seed=2),
+                                               lambda x: {"d0": 1.0 + float(x @ x)}))
+    BayesOpt(seed=0, kernel="additive", **FAST)._fit(h)
+    assert seen == [50, 7, 100, 100]  # the default by k (bo.FIT_MAXITER: 50 up to 8 domains, not for the
+    #                                   additive kernel), an explicit count as given
+    with pytest.raises(bomix.errors.ConfigError, match="fit_maxiter must be an integer >= 1 or None, got 0"):
         BayesOpt(fit_maxiter=0)
 
 

@@ -22,6 +22,8 @@ BoTorch's optimize_acqf, and floors/caps are plain bounds, so no domain is an im
                      `inputs` "sqrt" or "warp" changes what the kernel sees (bo_models);
                      `kernel="additive"`: BoTorch's OrthogonalAdditiveKernel instead (first order:
                      a sum of one-weight RBF terms, each with its lengthscale and coefficient)
+    fit              L-BFGS on the marginal likelihood: 50 iterations up to 8 domains, 100 beyond
+                     and for the additive kernel or the warp at any k (FIT_MAXITER)
     acquisition      qLogNoisyExpectedImprovement; RUNNING trials are pending points, and so are
                      FAILED ones, so a mixture that failed is not proposed again and again
     batches          n > 1: greedy sequential q=1 optimisations, each seeing the earlier picks
@@ -59,8 +61,11 @@ INIT_SHARE = 0.25  # ... and takes at most this share of the campaign's budget (
 RESTARTS = ((8, 2), (None, 4))  # (up to k domains, SLSQP restarts): at k = 5 two restarts deploy what four
                                 # did (seedlike, 50 seeds paired: -0.0003, p = 0.47; experiments/README.md)
                                 # in 0.6x the campaign's time; larger k keeps the four it was measured with
-FIT_MAXITER = 100  # L-BFGS iterations of the GP fit: the marginal likelihood has converged by then at
-                   # k=5, n=64 (same value as with no limit), at half the time
+FIT_MAXITER = ((8, 50), (None, 100))  # (up to k domains, L-BFGS iterations of the GP fit): 100 is where
+                   # the marginal likelihood has converged at k = 5, n = 64 (the value it has with no
+                   # limit) in half the time; at k = 5, 50 deploy what 100 did (seedlike, 50 seeds paired:
+                   # +0.0003, p = 0.9; experiments/README.md) with half the fit's time; larger k, with
+                   # more hyperparameters to fit, keeps the 100 it was measured with
 
 
 @contextlib.contextmanager
@@ -107,7 +112,8 @@ class BayesOpt(Optimizer):
     num_restarts: SLSQP restarts of each acquisition optimisation; None: RESTARTS (2 up to 8
         domains, 4 beyond).
     raw_samples, mc_samples: acquisition start points scored, and MC samples.
-    fit_maxiter: L-BFGS iterations of each GP fit (FIT_MAXITER); fewer are faster and move the
+    fit_maxiter: L-BFGS iterations of each GP fit; None: FIT_MAXITER (50 up to 8 domains, 100
+        beyond, and 100 for the additive kernel or the warp). Fewer are faster and move the
         proposals (experiments/suggest_levers.py).
     recommend_over: "evaluated" (best posterior mean among evaluated mixtures) or "simplex"
         (best posterior mean anywhere in the space).
@@ -119,7 +125,7 @@ class BayesOpt(Optimizer):
     def __init__(self, *, seed: int = 0, n_init: int | None = None, center: bool = True, model: str = "auto",
                  prior_mean: str = "constant", inputs: str = "auto", kernel: str = "rbf", log_losses: bool = True,
                  num_restarts: int | None = None, raw_samples: int = 256, mc_samples: int = 64,
-                 recommend_over: str = "evaluated", n_threads: int = 1, fit_maxiter: int = FIT_MAXITER):
+                 recommend_over: str = "evaluated", n_threads: int = 1, fit_maxiter: int | None = None):
         if model not in MODELS:
             raise ConfigError(f"bo model must be one of {list(MODELS)}, got {model!r}")
         if prior_mean not in PRIOR_MEANS:
@@ -136,8 +142,9 @@ class BayesOpt(Optimizer):
             raise ConfigError(f"bo n_init must be an integer >= 1 or None, got {n_init!r}")
         if num_restarts is not None and (not isinstance(num_restarts, int) or num_restarts < 1):
             raise ConfigError(f"bo num_restarts must be an integer >= 1 or None, got {num_restarts!r}")
-        for what, v in (("raw_samples", raw_samples), ("mc_samples", mc_samples), ("n_threads", n_threads),
-                        ("fit_maxiter", fit_maxiter)):
+        if fit_maxiter is not None and (not isinstance(fit_maxiter, int) or fit_maxiter < 1):
+            raise ConfigError(f"bo fit_maxiter must be an integer >= 1 or None, got {fit_maxiter!r}")
+        for what, v in (("raw_samples", raw_samples), ("mc_samples", mc_samples), ("n_threads", n_threads)):
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"bo {what} must be an integer >= 1, got {v!r}")
         self.seed = seed
@@ -193,6 +200,15 @@ class BayesOpt(Optimizer):
             with _torch_threads(self.n_threads):
                 proposals += self._acquire(history, need, pending)
         return proposals
+
+    def fit_iterations(self, k: int) -> int:
+        """L-BFGS iterations of each GP fit at k domains. The additive kernel and the warp have more
+        hyperparameters than the RBF kernel the fewer iterations were measured with: they keep the most."""
+        if self.fit_maxiter is not None:
+            return self.fit_maxiter
+        if self.kernel != "rbf" or self.inputs == "warp":
+            return FIT_MAXITER[-1][1]
+        return next(n for limit, n in FIT_MAXITER if limit is None or k <= limit)
 
     def restarts(self, k: int) -> int:
         """SLSQP restarts of each acquisition optimisation at k domains."""
@@ -315,7 +331,7 @@ class BayesOpt(Optimizer):
         shared = (inputs == "warp" or self.kernel == "additive") and Yt.shape[-1] > 1  # shared parameters
         try:
             fit_gpytorch_mll(mll, closure=bo_models.joint_fit_closure(mll) if shared else None,
-                             optimizer_kwargs={"options": {"maxiter": self.fit_maxiter}})
+                             optimizer_kwargs={"options": {"maxiter": self.fit_iterations(history.space.k)}})
         except Exception as e:  # keep the prior-initialised hyperparameters
             log.warning("bo: GP fit failed (%s); using default hyperparameters", e)
         if kind == "scalar":
