@@ -234,7 +234,8 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=4.0, help="compute, in target-scale runs")
     ap.add_argument("--ratio", type=float, default=10.0, help="multiscale: cost of the big scale / the small")
     ap.add_argument("--objective", default="mean")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default="", help="comma-separated (default: every method the problem allows; "
+                    "nested_law needs --problem multiscale)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "regmix-1m-60m"))
     ap.add_argument("--out", default="", help="append one JSON line per (method, seed) here")
     ap.add_argument("--nested-sizes", default=",".join(f"{s:g}" for s in NESTED_SIZES),
@@ -253,7 +254,8 @@ def main(argv=None) -> None:
         print(f"{args.summarise}: {len(rows)} rows")
         summarise(rows, against=args.against)
         return
-    methods = [m for m in args.methods.split(",") if m]
+    methods = [m for m in args.methods.split(",") if m] or [
+        m for m in METHODS if args.problem == "multiscale" or m != "nested_law"]
     mf_params = json.loads(args.mf_params)
     if not isinstance(mf_params, dict):
         raise SystemExit(f"--mf-params must be a JSON object of bo_mf arguments, got {args.mf_params!r}")
