@@ -64,6 +64,7 @@ DEFAULT_RESTARTS = {"explicit": 12, "implicit": 3}
 # Size law of the nested scaling laws (authors: pipeline/utils.py, power_law; see fit_size_law)
 HUBER_SIZE = 0.08
 SIZE_A_GRID = np.linspace(0.05, 2.0, 40)  # the shared exponent a's grid (the authors start at 0.3 to 0.8)
+SIZE_A_MIN = SIZE_A_GRID[0] / 10  # the least exponent the fit may reach (below the grid's first point)
 SIZE_IRLS_STEPS = 50  # reweighting steps of each curve's Huber line
 
 # Implicit fit (authors: pipeline/mixlaw.py, MLPEstimator)
@@ -405,14 +406,16 @@ def fit_size_law(N, L) -> SizeLaw:
         return E, B, float(_huber(r, HUBER_SIZE).sum())
 
     grid = SIZE_A_GRID
-    best = int(np.argmin([curves(a)[2] for a in grid]))
-    lo = grid[best - 1] if best > 0 else grid[0] / 10
+    on_grid = [curves(a)[2] for a in grid]
+    best = int(np.argmin(on_grid))
+    lo = grid[best - 1] if best > 0 else SIZE_A_MIN
     hi = grid[best + 1] if best + 1 < len(grid) else grid[-1] * 2
     a = float(minimize_scalar(lambda a: curves(a)[2], bounds=(lo, hi), method="bounded",
                               options={"xatol": 1e-6}).x)
-    if curves(grid[best])[2] < curves(a)[2]:
+    E, B, loss = curves(a)
+    if on_grid[best] < loss:  # the bounded search may end worse than the grid point it started beside
         a = float(grid[best])
-    E, B, _ = curves(a)
+        E, B, _ = curves(a)
     return SizeLaw(E, B, a)
 
 

@@ -210,10 +210,10 @@ def summarise(rows: list[dict], against: str = "bo_mf") -> None:
     for method in regret:  # nested_law: the shared exponent its size laws found
         a = [row["size_exponent"] for row in rows if _label(row) == method and "size_exponent" in row]
         if a:
-            from baselines.mixing_laws import SIZE_A_GRID
+            from baselines.mixing_laws import SIZE_A_MIN
 
             print(f"  {method}: size-law exponent median {np.median(a):.3f}, at the lower bound "
-                  f"{SIZE_A_GRID[0] / 10:g} in {sum(v <= SIZE_A_GRID[0] / 10 + 1e-6 for v in a)} of {len(a)} seeds")
+                  f"{SIZE_A_MIN:g} in {sum(v <= SIZE_A_MIN + 1e-6 for v in a)} of {len(a)} seeds")
     if against not in regret:
         return
     print(f"  {against} minus each method, paired by seed (negative: {against} is better):")

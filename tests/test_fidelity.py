@@ -167,7 +167,6 @@ def test_multiscale_evaluates_at_the_trial_fidelity_and_reports_its_cost():
     assert np.allclose(rebuilt.true_loss_matrix(x), land.true_loss_matrix(x))
 
 
-
 def test_scales_added_between_the_cheapest_and_the_costliest_leave_their_laws_unchanged():
     # what the nested-law arm of experiments/bench_multifidelity.py relies on to run proxies at
     # intermediate sizes of the same landscape the other arms search
