@@ -104,7 +104,7 @@ class BayesOpt(Optimizer):
     prior_mean: "constant" (BoTorch's default) or "law": the GPs model what a fitted data mixing
         law leaves (bo_models.fit_law).
     inputs: what the kernel sees of a mixture: "auto" (default: sqrt from 11 domains up, else raw),
-        "raw", "sqrt" or "warp" (bo_models).
+        "raw", "sqrt", "log" or "warp" (bo_models).
     kernel: "rbf" (default: BoTorch's RBF-ARD over all weights at once) or "additive" (BoTorch's
         first-order OrthogonalAdditiveKernel: the modelled output is a sum of one-weight terms, the
         form of BiMix's per-domain laws; bo_models.covar_module).

@@ -32,6 +32,9 @@ And what the kernel sees of a mixture (`inputs`):
     raw          the weights themselves
     sqrt         sqrt(r + SQRT_EPS): the Hellinger embedding of the simplex on the sphere, which
                  stretches the small weights of sparse many-domain mixtures
+    log          log(r + LOG_EPS), scaled into [0, 1]: how many times larger a weight is, so a
+                 domain left out (r = 0) and one at 1% are as far apart as 1% and 100%; the
+                 power laws of loss in a domain's weight (BiMix) are about log r
     warp         BoTorch's Warp: a learned Kumaraswamy CDF per weight (Snoek et al.'s input
                  warping), fitted with the GP
 
@@ -52,11 +55,12 @@ LOWRANK_MAX = 8          # ... but never more than this many GPs
 LOWRANK_MIN_R2 = 0.99    # auto: lowrank only if its rebuilt outputs keep this share of the objective's variance
 AUTO_MAX_PER_DOMAIN = 16  # auto, when lowrank does not keep the objective: per-loss GPs up to here, else scalar
 LAW_MAXITER = 200        # L-BFGS iterations of the law's fit (all losses at once)
-INPUTS = ("auto", "raw", "sqrt", "warp")
+INPUTS = ("auto", "raw", "sqrt", "log", "warp")
 KERNELS = ("rbf", "additive")
 AUTO_SQRT_MIN_K = 11     # auto inputs: sqrt at k >= 11. Measured better or equal at k = 17-24 (four pools);
                          # raw at k = 5 and 10, where the landscapes were measured with raw inputs
 SQRT_EPS = 1e-4          # sqrt(r + eps): finite gradients at r = 0, where sparse mixtures sit
+LOG_EPS = 1e-3           # log(r + eps): a weight of 0 sits log(10) below one of 1e-3 (a 0.1% share)
 
 
 def resolve(model: str, m: int) -> str:
@@ -91,13 +95,15 @@ def input_transform(inputs: str, k: int, *, trailing: int = 0, unit: bool = Fals
     inputs = resolve_inputs(inputs, k)
     if inputs == "raw":
         return None
-    if trailing and inputs != "sqrt":
-        raise ConfigError(f"inputs with trailing columns must be 'raw' or 'sqrt', got {inputs!r}")
+    if trailing and inputs not in ("sqrt", "log"):
+        raise ConfigError(f"inputs with trailing columns must be 'raw', 'sqrt' or 'log', got {inputs!r}")
     if inputs == "warp":
         import torch
         from botorch.models.transforms.input import Warp
 
         return Warp(d=k, indices=list(range(k)), bounds=torch.stack([torch.zeros(k), torch.ones(k)]).double())
+    if inputs == "log":
+        return _log_transform(k if trailing else None)
     return _sqrt_transform(k if trailing else None, unit=unit)
 
 
@@ -149,6 +155,33 @@ def _sqrt_transform(k: int | None = None, unit: bool = False):
             return torch.cat([W, X[..., k:]], dim=-1)
 
     return Sqrt()
+
+
+def _log_transform(k: int | None = None):
+    from botorch.models.transforms.input import InputTransform
+    from torch.nn import Module
+
+    low, span = float(np.log(LOG_EPS)), float(np.log1p(LOG_EPS) - np.log(LOG_EPS))
+
+    class Log(InputTransform, Module):
+        """r -> (log(r + LOG_EPS) - log(LOG_EPS)) / (log(1 + LOG_EPS) - log(LOG_EPS)), in [0, 1] for r
+        in [0, 1], on training and test inputs alike; with k, only the first k columns (the rest,
+        e.g. a task index, pass unchanged)."""
+
+        def __init__(self):
+            super().__init__()
+            self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
+
+        def transform(self, X):
+            W = X if k is None else X[..., :k]
+            W = ((W.clamp(0, 1) + LOG_EPS).log() - low) / span
+            if k is None:
+                return W
+            import torch
+
+            return torch.cat([W, X[..., k:]], dim=-1)
+
+    return Log()
 
 
 @dataclass(frozen=True)
