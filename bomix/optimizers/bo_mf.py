@@ -116,7 +116,7 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
     runs) spent before the probe, in [0, 1): 0 probes the cheap design's best, 0.5 the best the
     cheap search has found half way.
     inputs: what the kernel sees of the weights, as bo's: "auto" (sqrt(r + 1e-4) from 11 domains
-    up, raw below), "raw" or "sqrt"; the task index passes unchanged.
+    up, raw below), "raw", "sqrt" or "log"; the task index passes unchanged.
     num_restarts, raw_samples, mc_samples, n_threads: as bo's.
     """
 
@@ -142,8 +142,8 @@ class MultiFidelityBO(Optimizer, FidelityScorer):
             raise ConfigError(f"bo_mf transfer_check must be true or false, got {transfer_check!r}")
         if isinstance(probe_after, bool) or not isinstance(probe_after, (int, float)) or not 0 <= probe_after < 1:
             raise ConfigError(f"bo_mf probe_after must be a number in [0, 1), got {probe_after!r}")
-        if inputs not in ("auto", "raw", "sqrt"):
-            raise ConfigError(f"bo_mf inputs must be one of ['auto', 'raw', 'sqrt'], got {inputs!r}")
+        if inputs not in ("auto", "raw", "sqrt", "log"):
+            raise ConfigError(f"bo_mf inputs must be one of ['auto', 'raw', 'sqrt', 'log'], got {inputs!r}")
         for what, v in (("num_restarts", num_restarts), ("raw_samples", raw_samples), ("mc_samples", mc_samples),
                         ("n_threads", n_threads)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
